@@ -1,0 +1,46 @@
+# The two commands of the quick start are `make run` and `make test`; both install what they need first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install run ui test lint bench lock clean
+
+$(INSTALLED): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+## run: land the source files and materialize every asset for all 12 months (DATAOPS_ENV, default dev)
+run: install
+	$(BIN)/dataops land
+	$(BIN)/dataops run
+
+## ui: the Dagster UI on 127.0.0.1:3000 over workspace.yaml, on the environment's own instance
+ui: install
+	$(BIN)/dataops ui
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## test: lint, types, definitions, and every test (CI runs exactly this)
+test: lint
+	$(BIN)/dg check defs
+	$(BIN)/pytest
+
+## bench: the full year in stage, then 10x, beside a plain pandas script
+bench: install
+	$(BIN)/python benchmarks/bench.py
+
+## lock: refresh requirements.lock from requirements.in
+lock: install
+	$(BIN)/uv pip compile requirements.in --generate-hashes --universal --python-version 3.11 \
+		--no-strip-extras --quiet -o requirements.lock
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,70 @@
+"""Raw layer: the landed files as they are (all text), plus the source file and line of every row."""
+
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from dataops_assets import landing
+from dataops_assets.assets.partitions import MONTHLY, month_start
+from dataops_assets.resources import LandingZone
+from dataops_assets.transforms import flights, weather
+from dataops_assets.transforms.reference import REFERENCE_SPECS
+
+LAYER = "raw"
+_COMMON = dict(
+    key_prefix=[LAYER],
+    group_name=LAYER,
+    owners=["team:data-platform"],
+    kinds={"csv", "duckdb"},
+    tags={"layer": LAYER},
+)
+
+
+@dg.asset(
+    **_COMMON,  # type: ignore[arg-type]
+    name="flights",
+    partitions_def=MONTHLY,
+    metadata={"partition_expr": "_partition_month"},
+    description="Flights of one month as landed in flights/YYYY-MM.csv, every column as text.",
+)
+def raw_flights(context: dg.AssetExecutionContext, landing_zone: LandingZone) -> dg.Output[pd.DataFrame]:
+    return _read_month(context, landing_zone.flights_file(context.partition_key), flights.SOURCE_COLUMNS)
+
+
+@dg.asset(
+    **_COMMON,  # type: ignore[arg-type]
+    name="weather",
+    partitions_def=MONTHLY,
+    metadata={"partition_expr": "_partition_month"},
+    description="Hourly weather at EWR, JFK and LGA for one month as landed in weather/YYYY-MM.csv, as text.",
+)
+def raw_weather(context: dg.AssetExecutionContext, landing_zone: LandingZone) -> dg.Output[pd.DataFrame]:
+    return _read_month(context, landing_zone.weather_file(context.partition_key), weather.SOURCE_COLUMNS)
+
+
+def _read_month(context: dg.AssetExecutionContext, path: Path, columns: list[str]) -> dg.Output[pd.DataFrame]:
+    frame = landing.read_landed(path, columns, partition=context.partition_key)
+    frame.insert(0, "_partition_month", month_start(context))
+    return dg.Output(frame, metadata={"source_file": dg.MetadataValue.path(str(path)), "rows_in": len(frame)})
+
+
+def _reference_asset(table: str) -> dg.AssetsDefinition:
+    columns = list(REFERENCE_SPECS[table].source_columns)
+
+    @dg.asset(
+        **_COMMON,  # type: ignore[arg-type]
+        name=table,
+        description=f"The {table} reference table as landed in reference/{table}.csv, as text.",
+    )
+    def _raw_reference(landing_zone: LandingZone) -> dg.Output[pd.DataFrame]:
+        path = landing_zone.reference_file(table)
+        frame = landing.read_landed(path, columns)
+        return dg.Output(frame, metadata={"source_file": dg.MetadataValue.path(str(path)), "rows_in": len(frame)})
+
+    return _raw_reference
+
+
+raw_reference_assets = [_reference_asset(table) for table in REFERENCE_SPECS]
+raw_assets = [raw_flights, raw_weather, *raw_reference_assets]

@@ -1,0 +1,103 @@
+"""Staging layer: typed rows with a natural key; rows that break a row rule go to the quarantine schema."""
+
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from dataops_assets.assets.partitions import MONTHLY, month_start
+from dataops_assets.transforms.flights import stage_flights
+from dataops_assets.transforms.reference import REFERENCE_SPECS, stage_reference
+from dataops_assets.transforms.typing import Staged
+from dataops_assets.transforms.weather import stage_weather
+
+LAYER = "staging"
+_OWNERS = ["team:flight-analytics"]
+_KINDS = {"pandas", "duckdb"}
+_TAGS = {"layer": LAYER}
+
+
+def _staged_outs(subject: str, partition_expr: str, description: str) -> dict[str, dg.AssetOut]:
+    staged = dg.AssetOut(
+        key=[LAYER, subject],
+        group_name=LAYER,
+        owners=_OWNERS,
+        kinds=_KINDS,
+        tags=_TAGS,
+        metadata={"partition_expr": partition_expr},
+        description=description,
+    )
+    quarantine = dg.AssetOut(
+        key=["quarantine", subject],
+        group_name=LAYER,
+        owners=_OWNERS,
+        kinds=_KINDS,
+        tags={"layer": "quarantine"},
+        metadata={"partition_expr": "_partition_month"},
+        description=f"Rows of raw {subject} that broke a row rule: the rule, a detail, the original values, "
+        "the partition, source file and line, the run and the time. Never read by consumers.",
+    )
+    return {f"{LAYER}__{subject}": staged, f"quarantine__{subject}": quarantine}
+
+
+def _staging_asset(
+    subject: str, partition_expr: str, description: str, stage: Callable[[pd.DataFrame, pd.Timestamp], Staged]
+) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        name=f"stage_{subject}",
+        outs=_staged_outs(subject, partition_expr, description),
+        ins={"raw": dg.AssetIn(key=["raw", subject])},
+        partitions_def=MONTHLY,
+        can_subset=False,
+    )
+    def _stage(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> Iterator[Any]:
+        staged = stage(raw, month_start(context))
+        quarantined = staged.quarantined.assign(_run_id=context.run_id, _quarantined_at=pd.Timestamp.now("UTC"))
+        quarantined["_quarantined_at"] = quarantined["_quarantined_at"].dt.tz_localize(None)
+        counts = {"rows_in": len(raw), "rows_out": len(staged.valid), "rows_quarantined": len(quarantined)}
+        yield dg.Output(staged.valid, output_name=f"{LAYER}__{subject}", metadata=counts)
+        yield dg.Output(quarantined, output_name=f"quarantine__{subject}", metadata=_rule_counts(quarantined))
+
+    return _stage
+
+
+def _rule_counts(quarantined: pd.DataFrame) -> dict[str, int]:
+    by_rule = quarantined["rule"].value_counts()
+    return {"rows_quarantined": len(quarantined), **{f"rule/{rule}": int(n) for rule, n in by_rule.items()}}
+
+
+stage_flights_asset = _staging_asset(
+    "flights",
+    "sched_dep_local",
+    "Flights typed, keyed by flight_id (scheduled local departure, carrier and number, origin), with local and "
+    "UTC departure times, the scheduled hour in UTC, cancelled and diverted flags and delay fields.",
+    stage_flights,
+)
+stage_weather_asset = _staging_asset(
+    "weather",
+    "observed_local",
+    "Hourly weather typed and keyed by observation_id (origin and UTC hour).",
+    stage_weather,
+)
+
+
+def _reference_asset(table: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=[LAYER, table],
+        ins={"raw": dg.AssetIn(key=["raw", table])},
+        group_name=LAYER,
+        owners=_OWNERS,
+        kinds=_KINDS,
+        tags=_TAGS,
+        description=f"The {table} reference table typed, one row per {REFERENCE_SPECS[table].key}.",
+    )
+    def _stage_reference(raw: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+        staged = stage_reference(table, raw)
+        return dg.Output(staged, metadata={"rows_in": len(raw), "rows_out": len(staged)})
+
+    return _stage_reference
+
+
+staging_assets = [stage_flights_asset, stage_weather_asset, *(_reference_asset(t) for t in REFERENCE_SPECS)]

@@ -1,0 +1,26 @@
+"""The Definitions of the current environment (``DATAOPS_ENV``). Entry point for dagster, dg and code servers."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from dataops_assets.assets.core import core_assets
+from dataops_assets.assets.marts import mart_assets
+from dataops_assets.assets.raw import raw_assets
+from dataops_assets.assets.staging import staging_assets
+from dataops_assets.environments import Settings, current_settings
+from dataops_assets.orchestration import jobs, schedules, sensors
+from dataops_assets.resources import build_resources
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[*raw_assets, *staging_assets, *core_assets, *mart_assets],
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(current_settings())

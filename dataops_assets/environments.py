@@ -1,0 +1,117 @@
+"""The one place that reads ``DATAOPS_ENV``: a frozen settings object per environment.
+
+Everything that differs between dev, stage and prod lives here: where files land, which warehouse is written,
+how much of the source is landed, and the thresholds the checks hold the data to. Other modules receive a
+``Settings`` object; none of them reads the environment variables themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+ENV_VAR = "DATAOPS_ENV"
+DATA_ROOT_VAR = "DATAOPS_DATA_ROOT"
+DEFAULT_ENV = "dev"
+
+
+class UnknownEnvironmentError(ValueError):
+    """Raised when ``DATAOPS_ENV`` names no known environment."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Bounds the data of one environment is held to; the checks read them from here."""
+
+    min_flights_per_month: int
+    max_flights_per_month: int
+    max_quarantine_share: float
+    mean_dep_delay_band: tuple[float, float] = (0.0, 30.0)
+    cancellation_rate_band: tuple[float, float] = (0.0, 0.08)
+    on_time_share_band: tuple[float, float] = (0.55, 0.95)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one environment needs; paths are derived from ``data_root``."""
+
+    name: str
+    data_root: Path
+    sample_fraction: float
+    thresholds: Thresholds
+    json_logs: bool
+
+    @property
+    def env_dir(self) -> Path:
+        return self.data_root / self.name
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.env_dir / "landing"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.env_dir / "warehouse.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.env_dir / "dagster_home"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.env_dir / "data_docs"
+
+    def with_root(self, data_root: Path) -> Settings:
+        """The same environment with its files under another folder (tests, deploys)."""
+        return replace(self, data_root=data_root)
+
+
+# Month sizes of the real data are 25,000 to 29,000 flights; the bands leave room for the dev sample's spread.
+_FULL_YEAR = Thresholds(min_flights_per_month=24_000, max_flights_per_month=30_000, max_quarantine_share=0.01)
+_DEV_SAMPLE = Thresholds(min_flights_per_month=2_300, max_flights_per_month=3_100, max_quarantine_share=0.01)
+
+
+
+@dataclass(frozen=True)
+class _Profile:
+    sample_fraction: float
+    thresholds: Thresholds
+    json_logs: bool
+
+
+_ENVIRONMENTS = {
+    "dev": _Profile(sample_fraction=0.10, thresholds=_DEV_SAMPLE, json_logs=False),
+    "stage": _Profile(sample_fraction=1.0, thresholds=_FULL_YEAR, json_logs=True),
+    "prod": _Profile(sample_fraction=1.0, thresholds=_FULL_YEAR, json_logs=True),
+}
+ENVIRONMENT_NAMES: tuple[str, ...] = tuple(_ENVIRONMENTS)
+
+
+def default_data_root() -> Path:
+    """``var/`` of the checkout this package runs from, or of the working directory when installed."""
+    checkout = Path(__file__).resolve().parents[1]
+    base = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+    return base / "var"
+
+
+def settings_for(name: str, data_root: Path | None = None) -> Settings:
+    """Settings of a named environment; an unknown name fails with the valid ones listed."""
+    if name not in _ENVIRONMENTS:
+        valid = ", ".join(ENVIRONMENT_NAMES)
+        raise UnknownEnvironmentError(f"{ENV_VAR}={name!r} is not a known environment; expected one of: {valid}")
+    profile = _ENVIRONMENTS[name]
+    return Settings(
+        name=name,
+        data_root=data_root or default_data_root(),
+        sample_fraction=profile.sample_fraction,
+        thresholds=profile.thresholds,
+        json_logs=profile.json_logs,
+    )
+
+
+def current_settings() -> Settings:
+    """Settings of the environment named by ``DATAOPS_ENV`` (default ``dev``)."""
+    name = os.environ.get(ENV_VAR, DEFAULT_ENV).strip() or DEFAULT_ENV
+    root = os.environ.get(DATA_ROOT_VAR)
+    return settings_for(name, Path(root) if root else None)

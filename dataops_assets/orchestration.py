@@ -1,0 +1,67 @@
+"""Jobs, schedules and sensors."""
+
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+
+from dataops_assets.assets.partitions import MONTHLY
+from dataops_assets.landing import MONTH_KEYS, YEAR, flights_file, weather_file
+from dataops_assets.resources import LandingZone
+
+flights_pipeline = dg.define_asset_job(
+    name="flights_pipeline",
+    selection=dg.AssetSelection.all(),
+    partitions_def=MONTHLY,
+    description="The whole flow for one month: landing file → raw → staging (+ quarantine) → core → marts.",
+)
+
+
+@dg.schedule(
+    job=flights_pipeline,
+    cron_schedule="0 6 2 * *",
+    execution_timezone="America/New_York",
+    description="The data set is historic, so the monthly schedule replays it: the tick on the 2nd of a month "
+    "reloads the previous calendar month of 2013 (the tick of 2026-11-02 loads 2013-10).",
+)
+def monthly_replay(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    key = replay_partition(context.scheduled_execution_time)
+    return dg.RunRequest(run_key=f"replay-{context.scheduled_execution_time:%Y-%m}", partition_key=key)
+
+
+def replay_partition(tick: datetime) -> str:
+    """The 2013 partition with the calendar month before ``tick``."""
+    previous_month = 12 if tick.month == 1 else tick.month - 1
+    return f"{YEAR}-{previous_month:02d}"
+
+
+@dg.sensor(
+    job=flights_pipeline,
+    minimum_interval_seconds=30,
+    description="Requests the partition of each month whose flights and weather files have landed or changed; "
+    "the cursor remembers each file pair's modification times, so a drop is picked up once.",
+)
+def landed_month_files(context: dg.SensorEvaluationContext, landing_zone: LandingZone) -> dg.SensorResult:
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    requests = []
+    for key in MONTH_KEYS:
+        stamp = landed_stamp(Path(landing_zone.root), key)
+        if stamp is not None and seen.get(key) != stamp:
+            requests.append(dg.RunRequest(run_key=f"landed-{key}-{stamp}", partition_key=key))
+            seen[key] = stamp
+    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
+
+
+def landed_stamp(landing_dir: Path, key: str) -> str | None:
+    """Modification times of a month's file pair, or None until both have landed."""
+    files = (flights_file(landing_dir, key), weather_file(landing_dir, key))
+    if not all(path.is_file() for path in files):
+        return None
+    return ":".join(str(path.stat().st_mtime_ns) for path in files)
+
+
+jobs = [flights_pipeline]
+schedules = [monthly_replay]
+sensors = [landed_month_files]

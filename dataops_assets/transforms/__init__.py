@@ -1,0 +1,1 @@
+"""Pure pandas transforms of the flow, one module per subject. Nothing here imports dagster."""

@@ -1,0 +1,144 @@
+"""Typing raw text with row-level rules: each row either types cleanly or is set aside with the rule it broke.
+
+Raw tables keep the landed text; staging types it. A row that cannot be typed, lacks its key, lies outside its
+partition or repeats another row is not dropped: it goes to quarantine with the rule, a readable detail and its
+original values, so raw rows = staged rows + quarantined rows for every partition.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+NULL_TOKENS = ("", "NA")
+LINEAGE_COLUMNS = ("_partition_month", "_source_file", "_source_line")
+QUARANTINE_COLUMNS = ("rule", "detail", "raw_values", *LINEAGE_COLUMNS)
+
+
+class SchemaError(ValueError):
+    """The input lacks columns the transform needs; no row of it can be typed."""
+
+
+@dataclass(frozen=True)
+class Staged:
+    """The two outputs of a staging transform: typed rows and quarantined rows."""
+
+    valid: pd.DataFrame
+    quarantined: pd.DataFrame
+
+
+class RowRules:
+    """Collects row-level rule failures; a row keeps the first rule it broke."""
+
+    RULES: ClassVar[tuple[str, ...]] = (
+        "untypable",
+        "null_key",
+        "invalid_timestamp",
+        "outside_partition",
+        "duplicate_row",
+        "duplicate_key",
+    )
+
+    def __init__(self, raw: pd.DataFrame) -> None:
+        self.raw = raw
+        self.rule = pd.Series(pd.NA, index=raw.index, dtype="string")
+        self.detail = pd.Series(pd.NA, index=raw.index, dtype="string")
+
+    def reject(self, mask: pd.Series, rule: str, detail: pd.Series | str) -> None:
+        """Mark rows matching ``mask`` (and not yet marked) as broken by ``rule``."""
+        if rule not in self.RULES:
+            raise ValueError(f"unknown rule {rule!r}")
+        new = mask.fillna(False).astype(bool) & self.rule.isna()
+        if not new.any():
+            return
+        self.rule[new] = rule
+        self.detail[new] = detail[new] if isinstance(detail, pd.Series) else detail
+
+    @property
+    def passed(self) -> pd.Series:
+        return self.rule.isna()
+
+    def quarantined(self, source_columns: list[str]) -> pd.DataFrame:
+        """Rejected rows: the rule, a detail, the original values as JSON, and the lineage columns."""
+        failed = ~self.passed
+        rows = self.raw.loc[failed]
+        originals = rows[source_columns].astype(object).where(rows[source_columns].notna(), None)
+        frame = pd.DataFrame(
+            {
+                "rule": self.rule[failed].astype(str),
+                "detail": self.detail[failed].astype(str),
+                "raw_values": [json.dumps(record) for record in originals.to_dict(orient="records")],
+            },
+            index=rows.index,
+        )
+        for column in LINEAGE_COLUMNS:
+            frame[column] = rows[column]
+        return frame.reset_index(drop=True)
+
+
+def require_columns(raw: pd.DataFrame, required: list[str], what: str) -> None:
+    missing = [column for column in required if column not in raw.columns]
+    if missing:
+        raise SchemaError(f"{what} lacks required column(s) {', '.join(missing)}; found {', '.join(raw.columns)}")
+
+
+def null_text(values: pd.Series) -> pd.Series:
+    """True where the landed text means 'no value'."""
+    return values.isna() | values.astype("string").str.strip().isin(NULL_TOKENS)
+
+
+def to_number(raw: pd.DataFrame, column: str, rules: RowRules, integer: bool = False) -> pd.Series:
+    """Parse a text column as float64; text that is not a number (or not whole, for ``integer``) is ``untypable``.
+
+    Final dtypes are set once on the valid rows (``with_schema``), so the staged schema never depends on the data.
+    """
+    text = raw[column].astype("string").str.strip()
+    empty = null_text(raw[column])
+    numbers = pd.to_numeric(text.where(~empty), errors="coerce")
+    bad = numbers.isna() & ~empty
+    if integer:
+        fractional = numbers.notna() & (numbers != np.floor(numbers.fillna(0)))
+        bad = bad | fractional
+    rules.reject(bad, "untypable", column + "=" + text.fillna("").str.slice(0, 40))
+    return numbers.where(~bad).astype("float64")
+
+
+def with_schema(frame: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
+    """The columns of ``schema``, in its order, cast to its dtypes."""
+    return frame[list(schema)].astype(schema).reset_index(drop=True)
+
+
+def to_text(raw: pd.DataFrame, column: str) -> pd.Series:
+    text = raw[column].astype("string").str.strip()
+    return text.where(~null_text(raw[column]))
+
+
+def reject_null_keys(frame: pd.DataFrame, key: list[str], rules: RowRules) -> None:
+    for column in key:
+        rules.reject(frame[column].isna(), "null_key", f"{column} is empty")
+
+
+def reject_outside_month(timestamps: pd.Series, month_start: pd.Timestamp, rules: RowRules, what: str) -> None:
+    """Rows whose timestamp cannot be built, or falls outside the partition's month."""
+    rules.reject(timestamps.isna(), "invalid_timestamp", f"{what} is not a valid date and time")
+    month_end = month_start + pd.offsets.MonthBegin(1)
+    outside = (timestamps < month_start) | (timestamps >= month_end)
+    rules.reject(outside, "outside_partition", what + " " + timestamps.astype(str) + f" is not in {month_start:%Y-%m}")
+
+
+def reject_duplicates(raw: pd.DataFrame, source_columns: list[str], key: pd.Series, rules: RowRules) -> None:
+    """Exact repeats of a row, then other rows reusing a key; the first occurrence stays."""
+    rules.reject(raw.duplicated(subset=source_columns), "duplicate_row", "exact repeat of an earlier row")
+    clean_key = key.where(rules.passed)
+    reused = clean_key.notna() & clean_key.duplicated()
+    rules.reject(reused, "duplicate_key", "key " + key.astype(str) + " already used by an earlier row")
+
+
+def local_to_utc(local: pd.Series, tz: str = "America/New_York") -> pd.Series:
+    """Naive local times to naive UTC; the DST gap shifts forward, the repeated hour takes daylight time."""
+    aware = local.dt.tz_localize(tz, ambiguous=np.ones(len(local), dtype=bool), nonexistent="shift_forward")
+    return aware.dt.tz_convert("UTC").dt.tz_localize(None)

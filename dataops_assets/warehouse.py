@@ -1,0 +1,123 @@
+"""The warehouse: one DuckDB file per environment, one schema per layer, through dagster-duckdb-pandas.
+
+Two things are added to the library's I/O manager, because a run must never leave a table half-written:
+- replacing a partition (delete its rows, insert the new ones) happens in one transaction, so a failed insert
+  leaves the previous version of the partition in place;
+- text columns are declared VARCHAR even when a partition is empty (DuckDB would infer a NULL type), and every
+  write records the table's row count and its column schema as read back from DuckDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
+from dagster_duckdb.io_manager import DuckDbClient
+from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
+
+_STAGED_VIEW = "_dataops_output"
+
+
+class SchemaDriftError(RuntimeError):
+    """A partitioned table's columns differ from the frame written into it."""
+
+
+class _TransactionalDuckDbClient(DuckDbClient):
+    """DuckDB client whose delete-then-insert of a table slice commits together or not at all."""
+
+    @staticmethod
+    @contextmanager
+    def connect(context: Any, table_slice: TableSlice) -> Iterator[Any]:
+        with DuckDbClient.connect(context, table_slice) as connection:
+            connection.begin()
+            try:
+                yield connection
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+
+    @staticmethod
+    def delete_table_slice(context: dg.OutputContext, table_slice: TableSlice, connection: Any) -> None:
+        # A failed statement aborts the whole transaction, so test for the table instead of catching the error.
+        exists = connection.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [table_slice.schema, table_slice.table],
+        ).fetchone()[0]
+        if exists:
+            DuckDbClient.delete_table_slice(context, table_slice, connection)
+
+
+class _PandasTypeHandler(DuckDBPandasTypeHandler):
+    def handle_output(
+        self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection: Any
+    ) -> None:
+        table = f"{table_slice.schema}.{table_slice.table}"
+        connection.register(_STAGED_VIEW, obj)
+        try:
+            typed_select = _typed_select(obj)
+            _create_or_check(connection, table, typed_select, obj, partitioned=bool(table_slice.partition_dimensions))
+            connection.execute(f"insert into {table} by name {typed_select}")
+            total = connection.execute(f"select count(*) from {table}").fetchone()[0]
+            columns = connection.execute(f"select column_name, column_type from (describe {table})").fetchall()
+        finally:
+            connection.unregister(_STAGED_VIEW)
+        metadata: dict[str, Any] = {
+            "dagster/row_count": int(total),
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(name=name, type=kind) for name, kind in columns]
+            ),
+        }
+        if table_slice.partition_dimensions:
+            metadata["dagster/partition_row_count"] = len(obj)
+        context.add_output_metadata(metadata)
+
+
+def _typed_select(obj: pd.DataFrame) -> str:
+    """Select from the frame with text columns cast to VARCHAR, so an empty frame still has typed columns."""
+    text_columns = [str(name) for name, dtype in obj.dtypes.items() if dtype == object or str(dtype) == "string"]
+    if not text_columns:
+        return f"select * from {_STAGED_VIEW}"
+    casts = ", ".join(f'cast("{name}" as varchar) as "{name}"' for name in text_columns)
+    return f"select * replace ({casts}) from {_STAGED_VIEW}"
+
+
+def _create_or_check(connection: Any, table: str, typed_select: str, obj: pd.DataFrame, partitioned: bool) -> None:
+    """Create the table on first write; an unpartitioned table follows the frame, a partitioned one must match."""
+    connection.execute(f"create table if not exists {table} as {typed_select} limit 0")
+    existing = [row[0] for row in connection.execute(f"select column_name from (describe {table})").fetchall()]
+    if sorted(existing) == sorted(map(str, obj.columns)):
+        return
+    if not partitioned:
+        connection.execute(f"create or replace table {table} as {typed_select} limit 0")
+        return
+    added = sorted(set(map(str, obj.columns)) - set(existing))
+    removed = sorted(set(existing) - set(map(str, obj.columns)))
+    raise SchemaDriftError(
+        f"{table} has other columns than the data written to it (new: {added or 'none'}, gone: {removed or 'none'}); "
+        "the table keeps its current version; drop it and re-run every partition to rebuild it."
+    )
+
+
+class WarehouseIOManager(DuckDBPandasIOManager):
+    """dagster-duckdb-pandas with transactional partition replacement and table metadata on every write."""
+
+    @staticmethod
+    def type_handlers() -> Sequence[DbTypeHandler]:
+        return [_PandasTypeHandler()]
+
+    def create_io_manager(self, context: Any) -> DbIOManager:
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        return DbIOManager(
+            db_client=_TransactionalDuckDbClient(),
+            database=self.database,
+            schema=self.schema_,
+            type_handlers=self.type_handlers(),
+            default_load_type=pd.DataFrame,
+            io_manager_name="WarehouseIOManager",
+        )
