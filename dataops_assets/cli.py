@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from dataops_assets.environments import Settings, UnknownEnvironmentError, current_settings
@@ -12,6 +13,9 @@ from dataops_assets.landing import MONTH_KEYS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Beta/preview notices of the Dagster APIs used are for developers reading code, not for operators.
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", message=".*(beta|preview|superseded).*", category=Warning)
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -63,9 +67,13 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
     outcomes = run_partitions(build_definitions(settings), settings, args.partitions)
     for outcome in outcomes:
         status = "ok" if outcome.success else "FAILED"
-        print(f"{settings.name} {outcome.partition} {status} run {outcome.run_id}")
+        passed = sum(check.passed for check in outcome.checks)
+        checks = f"{passed}/{len(outcome.checks)} checks passed"
+        print(f"{settings.name} {outcome.partition} {status}: {checks}, run {outcome.run_id}")
         for error in outcome.errors:
-            print(f"    {error}")
+            print(f"    error {error}")
+        for finding in outcome.findings:
+            print(f"    {finding.severity} {finding.asset} {finding.check}: {finding.description}")
     print(format_summary(summarize_warehouse(settings)))
     return 0 if all(outcome.success for outcome in outcomes) else 1
 

@@ -10,6 +10,7 @@ from dataops_assets.assets.raw import raw_assets
 from dataops_assets.assets.staging import staging_assets
 from dataops_assets.environments import Settings, current_settings
 from dataops_assets.orchestration import jobs, schedules, sensors
+from dataops_assets.quality.native import native_checks
 from dataops_assets.resources import build_resources
 
 
@@ -19,6 +20,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
+        asset_checks=[*native_checks(settings)],
         resources=build_resources(settings),
     )
 

@@ -72,7 +72,6 @@ _FULL_YEAR = Thresholds(min_flights_per_month=24_000, max_flights_per_month=30_0
 _DEV_SAMPLE = Thresholds(min_flights_per_month=2_300, max_flights_per_month=3_100, max_quarantine_share=0.01)
 
 
-
 @dataclass(frozen=True)
 class _Profile:
     sample_fraction: float

@@ -1,6 +1,5 @@
 """Jobs, schedules and sensors."""
 
-
 import json
 from datetime import datetime
 from pathlib import Path

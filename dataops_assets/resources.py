@@ -27,8 +27,16 @@ class LandingZone(dg.ConfigurableResource):
         return landing.reference_file(Path(self.root), table)
 
 
+class Environment(dg.ConfigurableResource):
+    """The environment's name and the limits its data is held to, for the checks."""
+
+    name: str
+    max_quarantine_share: float
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     return {
         "io_manager": WarehouseIOManager(database=str(settings.warehouse_path)),
         "landing_zone": LandingZone(root=str(settings.landing_dir)),
+        "environment": Environment(name=settings.name, max_quarantine_share=settings.thresholds.max_quarantine_share),
     }

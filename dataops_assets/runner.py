@@ -16,12 +16,26 @@ JOB_NAME = "flights_pipeline"
 _QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+@dataclass(frozen=True)
+class CheckOutcome:
+    asset: str
+    check: str
+    passed: bool
+    severity: str
+    description: str
+
+
 @dataclass
 class PartitionOutcome:
     partition: str
     run_id: str
     success: bool
     errors: list[str] = field(default_factory=list)
+    checks: list[CheckOutcome] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[CheckOutcome]:
+        return [check for check in self.checks if not check.passed]
 
 
 def run_partitions(defs: dg.Definitions, settings: Settings, partitions: Iterable[str]) -> list[PartitionOutcome]:
@@ -33,8 +47,19 @@ def run_partitions(defs: dg.Definitions, settings: Settings, partitions: Iterabl
             result = job.execute_in_process(
                 partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET_CONSOLE
             )
-            outcomes.append(PartitionOutcome(key, result.run_id, result.success, _step_errors(result)))
+            checks = [_check_outcome(evaluation) for evaluation in result.get_asset_check_evaluations()]
+            outcomes.append(PartitionOutcome(key, result.run_id, result.success, _step_errors(result), checks))
     return outcomes
+
+
+def _check_outcome(evaluation: dg.AssetCheckEvaluation) -> CheckOutcome:
+    return CheckOutcome(
+        asset=evaluation.asset_key.to_user_string(),
+        check=evaluation.check_name,
+        passed=evaluation.passed,
+        severity=evaluation.severity.value,
+        description=(evaluation.description or "").strip().splitlines()[0] if evaluation.description else "",
+    )
 
 
 def _step_errors(result: dg.ExecuteInProcessResult) -> list[str]:

@@ -80,7 +80,7 @@ class _PandasTypeHandler(DuckDBPandasTypeHandler):
 
 def _typed_select(obj: pd.DataFrame) -> str:
     """Select from the frame with text columns cast to VARCHAR, so an empty frame still has typed columns."""
-    text_columns = [str(name) for name, dtype in obj.dtypes.items() if dtype == object or str(dtype) == "string"]
+    text_columns = [str(name) for name, dtype in obj.dtypes.items() if str(dtype) in {"object", "string"}]
     if not text_columns:
         return f"select * from {_STAGED_VIEW}"
     casts = ", ".join(f'cast("{name}" as varchar) as "{name}"' for name in text_columns)

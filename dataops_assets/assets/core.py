@@ -1,6 +1,5 @@
 """Core layer (published): what consumers read. A partition is written here only after staging's checks pass."""
 
-
 import dagster as dg
 import pandas as pd
 

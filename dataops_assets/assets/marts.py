@@ -1,6 +1,5 @@
 """Marts: monthly on-time performance by carrier and by route, built from published core flights."""
 
-
 from collections.abc import Callable
 
 import dagster as dg
@@ -12,7 +11,9 @@ from dataops_assets.transforms import marts
 LAYER = "marts"
 
 
-def _mart(name: str, build: Callable[[pd.DataFrame, pd.Timestamp], pd.DataFrame], description: str) -> dg.AssetsDefinition:
+def _mart(
+    name: str, build: Callable[[pd.DataFrame, pd.Timestamp], pd.DataFrame], description: str
+) -> dg.AssetsDefinition:
     @dg.asset(
         key=[LAYER, name],
         ins={"core": dg.AssetIn(key=["core", "flights"])},

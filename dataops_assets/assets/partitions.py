@@ -1,6 +1,5 @@
 """Monthly partitions of the 2013 data, keyed like the landing files (``2013-01`` … ``2013-12``)."""
 
-
 import dagster as dg
 import pandas as pd
 

@@ -1,7 +1,8 @@
 """Raw layer: the landed files as they are (all text), plus the source file and line of every row."""
 
-
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -13,33 +14,27 @@ from dataops_assets.transforms import flights, weather
 from dataops_assets.transforms.reference import REFERENCE_SPECS
 
 LAYER = "raw"
-_COMMON = dict(
-    key_prefix=[LAYER],
-    group_name=LAYER,
-    owners=["team:data-platform"],
-    kinds={"csv", "duckdb"},
-    tags={"layer": LAYER},
-)
 
 
-@dg.asset(
-    **_COMMON,  # type: ignore[arg-type]
-    name="flights",
-    partitions_def=MONTHLY,
-    metadata={"partition_expr": "_partition_month"},
-    description="Flights of one month as landed in flights/YYYY-MM.csv, every column as text.",
-)
+def _raw_asset(name: str, description: str, partitioned: bool) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    return dg.asset(
+        key=[LAYER, name],
+        group_name=LAYER,
+        owners=["team:data-platform"],
+        kinds={"csv", "duckdb"},
+        tags={"layer": LAYER},
+        partitions_def=MONTHLY if partitioned else None,
+        metadata={"partition_expr": "_partition_month"} if partitioned else None,
+        description=description,
+    )
+
+
+@_raw_asset("flights", "Flights of one month as landed in flights/YYYY-MM.csv, every column as text.", True)
 def raw_flights(context: dg.AssetExecutionContext, landing_zone: LandingZone) -> dg.Output[pd.DataFrame]:
     return _read_month(context, landing_zone.flights_file(context.partition_key), flights.SOURCE_COLUMNS)
 
 
-@dg.asset(
-    **_COMMON,  # type: ignore[arg-type]
-    name="weather",
-    partitions_def=MONTHLY,
-    metadata={"partition_expr": "_partition_month"},
-    description="Hourly weather at EWR, JFK and LGA for one month as landed in weather/YYYY-MM.csv, as text.",
-)
+@_raw_asset("weather", "Hourly weather at EWR, JFK and LGA for one month as landed in weather/YYYY-MM.csv.", True)
 def raw_weather(context: dg.AssetExecutionContext, landing_zone: LandingZone) -> dg.Output[pd.DataFrame]:
     return _read_month(context, landing_zone.weather_file(context.partition_key), weather.SOURCE_COLUMNS)
 
@@ -53,11 +48,7 @@ def _read_month(context: dg.AssetExecutionContext, path: Path, columns: list[str
 def _reference_asset(table: str) -> dg.AssetsDefinition:
     columns = list(REFERENCE_SPECS[table].source_columns)
 
-    @dg.asset(
-        **_COMMON,  # type: ignore[arg-type]
-        name=table,
-        description=f"The {table} reference table as landed in reference/{table}.csv, as text.",
-    )
+    @_raw_asset(table, f"The {table} reference table as landed in reference/{table}.csv, as text.", False)
     def _raw_reference(landing_zone: LandingZone) -> dg.Output[pd.DataFrame]:
         path = landing_zone.reference_file(table)
         frame = landing.read_landed(path, columns)

@@ -1,6 +1,5 @@
 """Staging layer: typed rows with a natural key; rows that break a row rule go to the quarantine schema."""
 
-
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -8,6 +7,8 @@ import dagster as dg
 import pandas as pd
 
 from dataops_assets.assets.partitions import MONTHLY, month_start
+from dataops_assets.quality.quarantine import quarantine_check_result, quarantine_check_spec
+from dataops_assets.resources import Environment
 from dataops_assets.transforms.flights import stage_flights
 from dataops_assets.transforms.reference import REFERENCE_SPECS, stage_reference
 from dataops_assets.transforms.typing import Staged
@@ -45,20 +46,30 @@ def _staged_outs(subject: str, partition_expr: str, description: str) -> dict[st
 def _staging_asset(
     subject: str, partition_expr: str, description: str, stage: Callable[[pd.DataFrame, pd.Timestamp], Staged]
 ) -> dg.AssetsDefinition:
+    staged_key = dg.AssetKey([LAYER, subject])
+
     @dg.multi_asset(
         name=f"stage_{subject}",
         outs=_staged_outs(subject, partition_expr, description),
         ins={"raw": dg.AssetIn(key=["raw", subject])},
         partitions_def=MONTHLY,
+        check_specs=[quarantine_check_spec(staged_key, MONTHLY)],
         can_subset=False,
     )
-    def _stage(context: dg.AssetExecutionContext, raw: pd.DataFrame) -> Iterator[Any]:
+    def _stage(context: dg.AssetExecutionContext, raw: pd.DataFrame, environment: Environment) -> Iterator[Any]:
         staged = stage(raw, month_start(context))
         quarantined = staged.quarantined.assign(_run_id=context.run_id, _quarantined_at=pd.Timestamp.now("UTC"))
         quarantined["_quarantined_at"] = quarantined["_quarantined_at"].dt.tz_localize(None)
         counts = {"rows_in": len(raw), "rows_out": len(staged.valid), "rows_quarantined": len(quarantined)}
         yield dg.Output(staged.valid, output_name=f"{LAYER}__{subject}", metadata=counts)
         yield dg.Output(quarantined, output_name=f"quarantine__{subject}", metadata=_rule_counts(quarantined))
+        yield quarantine_check_result(
+            staged_key,
+            rows_in=len(raw),
+            staged=len(staged.valid),
+            quarantined=quarantined,
+            max_share=environment.max_quarantine_share,
+        )
 
     return _stage
 

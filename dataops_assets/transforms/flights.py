@@ -7,6 +7,7 @@ import pandas as pd
 from dataops_assets.transforms.typing import (
     RowRules,
     Staged,
+    local_to_utc,
     reject_duplicates,
     reject_null_keys,
     reject_outside_month,
@@ -14,7 +15,6 @@ from dataops_assets.transforms.typing import (
     to_number,
     to_text,
     with_schema,
-    local_to_utc,
 )
 
 SOURCE_COLUMNS = [
@@ -66,6 +66,8 @@ def stage_flights(raw: pd.DataFrame, month_start: pd.Timestamp) -> Staged:
     rules = RowRules(raw)
     typed = _typed_columns(raw, rules)
     reject_null_keys(typed, _KEY_PARTS, rules)
+    # sched_arr_time is staged as int64: an empty one cannot be typed (and would fail the cast of every row).
+    rules.reject(typed["sched_arr_time"].isna(), "untypable", "sched_arr_time is empty")
     typed["sched_dep_local"] = scheduled_local(typed)
     reject_outside_month(typed["sched_dep_local"], month_start, rules, "scheduled departure")
     typed["flight_id"] = flight_ids(typed)
@@ -93,7 +95,9 @@ def scheduled_local(typed: pd.DataFrame) -> pd.Series:
 def flight_ids(typed: pd.DataFrame) -> pd.Series:
     """Natural key: scheduled local departure, carrier and flight number, origin (e.g. 2013-01-01T0515/UA1545/EWR)."""
     flight = typed["flight"].astype("Int64").astype("string")
-    return typed["sched_dep_local"].dt.strftime("%Y-%m-%dT%H%M") + "/" + typed["carrier"] + flight + "/" + typed["origin"]
+    return (
+        typed["sched_dep_local"].dt.strftime("%Y-%m-%dT%H%M") + "/" + typed["carrier"] + flight + "/" + typed["origin"]
+    )
 
 
 def add_departure_fields(flights: pd.DataFrame) -> pd.DataFrame:

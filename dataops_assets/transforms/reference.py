@@ -64,7 +64,9 @@ def _to_float(table: str, text: pd.Series) -> pd.Series:
     bad = numbers.isna() & ~empty
     if bad.any():
         first = bad.idxmax()
-        raise ReferenceDataError(f"{table}: column {text.name} has non-numeric value {stripped[first]!r} at row {first}")
+        raise ReferenceDataError(
+            f"{table}: column {text.name} has non-numeric value {stripped[first]!r} at row {first}"
+        )
     return numbers.astype("float64")
 
 

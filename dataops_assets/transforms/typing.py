@@ -66,12 +66,17 @@ class RowRules:
         """Rejected rows: the rule, a detail, the original values as JSON, and the lineage columns."""
         failed = ~self.passed
         rows = self.raw.loc[failed]
-        originals = rows[source_columns].astype(object).where(rows[source_columns].notna(), None)
+        originals = rows[source_columns].astype(object).replace({np.nan: None})
         frame = pd.DataFrame(
             {
                 "rule": self.rule[failed].astype(str),
                 "detail": self.detail[failed].astype(str),
-                "raw_values": [json.dumps(record) for record in originals.to_dict(orient="records")],
+                # dtype object even with no rows: an empty list would make it float64 (a DOUBLE column in DuckDB).
+                "raw_values": pd.Series(
+                    [json.dumps(record) for record in originals.to_dict(orient="records")],
+                    index=rows.index,
+                    dtype=object,
+                ),
             },
             index=rows.index,
         )

@@ -7,6 +7,7 @@ import pandas as pd
 from dataops_assets.transforms.typing import (
     RowRules,
     Staged,
+    null_text,
     reject_duplicates,
     reject_null_keys,
     reject_outside_month,
@@ -40,7 +41,8 @@ def stage_weather(raw: pd.DataFrame, month_start: pd.Timestamp) -> Staged:
     typed = typed.assign(**{column: to_number(raw, column, rules) for column in MEASURES})
     typed["origin"] = to_text(raw, "origin")
     typed["time_hour_utc"] = parse_utc(raw["time_hour"])
-    rules.reject(typed["time_hour_utc"].isna() & raw["time_hour"].notna(), "untypable", "time_hour is not a UTC time")
+    unparsed = typed["time_hour_utc"].isna() & ~null_text(raw["time_hour"])  # an empty time_hour is a null key
+    rules.reject(unparsed, "untypable", "time_hour is not a UTC time")
     reject_null_keys(typed, ["origin", "time_hour_utc"], rules)
     # The local clock (not the UTC hour) decides the month, as it does for flights.
     local_date = pd.to_datetime(typed[["year", "month", "day"]], errors="coerce")
