@@ -12,8 +12,8 @@ from dataops_assets.environments import Settings
 from dataops_assets.instance import open_instance
 
 JOB_NAME = "flights_pipeline"
-# The full event log still goes to the instance (and the UI); the terminal gets warnings and errors only.
-_QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The full event log still goes to the instance (and the UI); the terminal gets the summary printed by the CLI.
+_QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass(frozen=True)

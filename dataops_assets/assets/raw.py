@@ -1,6 +1,6 @@
 """Raw layer: the landed files as they are (all text), plus the source file and line of every row."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,23 @@ from dataops_assets.transforms.reference import REFERENCE_SPECS
 LAYER = "raw"
 
 
+FILE_CHECK = "landed_file_readable"
+
+
 def _raw_asset(name: str, description: str, partitioned: bool) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
+    # A monthly file that cannot be read yields no output (the table keeps its partition) and a failed blocking
+    # check that names the file, the partition and the problem.
+    file_check = dg.AssetCheckSpec(
+        FILE_CHECK,
+        asset=[LAYER, name],
+        blocking=True,
+        partitions_def=MONTHLY,
+        description="The month's landing file exists and is a UTF-8 CSV with exactly the expected header.",
+    )
     return dg.asset(
         key=[LAYER, name],
+        check_specs=[file_check] if partitioned else None,
+        output_required=not partitioned,
         group_name=LAYER,
         owners=["team:data-platform"],
         kinds={"csv", "duckdb"},
@@ -30,19 +44,26 @@ def _raw_asset(name: str, description: str, partitioned: bool) -> Callable[[Call
 
 
 @_raw_asset("flights", "Flights of one month as landed in flights/YYYY-MM.csv, every column as text.", True)
-def raw_flights(context: dg.AssetExecutionContext, landing_zone: LandingZone) -> dg.Output[pd.DataFrame]:
-    return _read_month(context, landing_zone.flights_file(context.partition_key), flights.SOURCE_COLUMNS)
+def raw_flights(context: dg.AssetExecutionContext, landing_zone: LandingZone) -> Iterator[Any]:
+    yield from _read_month(context, landing_zone.flights_file(context.partition_key), flights.SOURCE_COLUMNS)
 
 
 @_raw_asset("weather", "Hourly weather at EWR, JFK and LGA for one month as landed in weather/YYYY-MM.csv.", True)
-def raw_weather(context: dg.AssetExecutionContext, landing_zone: LandingZone) -> dg.Output[pd.DataFrame]:
-    return _read_month(context, landing_zone.weather_file(context.partition_key), weather.SOURCE_COLUMNS)
+def raw_weather(context: dg.AssetExecutionContext, landing_zone: LandingZone) -> Iterator[Any]:
+    yield from _read_month(context, landing_zone.weather_file(context.partition_key), weather.SOURCE_COLUMNS)
 
 
-def _read_month(context: dg.AssetExecutionContext, path: Path, columns: list[str]) -> dg.Output[pd.DataFrame]:
-    frame = landing.read_landed(path, columns, partition=context.partition_key)
+def _read_month(context: dg.AssetExecutionContext, path: Path, columns: list[str]) -> Iterator[Any]:
+    source = {"source_file": dg.MetadataValue.path(str(path)), "partition": context.partition_key}
+    try:
+        frame = landing.read_landed(path, columns, partition=context.partition_key)
+    except (landing.LandingFileError, landing.LandingFileMissingError) as error:
+        context.log.error(str(error))
+        yield dg.AssetCheckResult(check_name=FILE_CHECK, passed=False, description=str(error), metadata=source)
+        return
     frame.insert(0, "_partition_month", month_start(context))
-    return dg.Output(frame, metadata={"source_file": dg.MetadataValue.path(str(path)), "rows_in": len(frame)})
+    yield dg.Output(frame, metadata={**source, "rows_in": len(frame)})
+    yield dg.AssetCheckResult(check_name=FILE_CHECK, passed=True, metadata={**source, "rows": len(frame)})
 
 
 def _reference_asset(table: str) -> dg.AssetsDefinition:
