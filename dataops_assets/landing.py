@@ -139,6 +139,8 @@ def read_landed(path: Path, expected_columns: list[str], partition: str | None =
     frame = _read_text_csv(path, where)
     if list(frame.columns) != expected_columns:
         raise LandingFileError(f"{where}: {_header_problem(list(frame.columns), expected_columns)}")
+    if frame.empty:
+        raise LandingFileError(f"{where}: the file has a header but no rows; expected at least one row")
     frame["_source_file"] = str(path)
     frame["_source_line"] = range(2, len(frame) + 2)  # line 1 is the header
     return frame

@@ -6,14 +6,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from dataops_assets.assets.partitions import MONTHLY
 from dataops_assets.landing import MONTH_KEYS, YEAR, flights_file, weather_file
 from dataops_assets.resources import LandingZone
 
 flights_pipeline = dg.define_asset_job(
     name="flights_pipeline",
     selection=dg.AssetSelection.all(),
-    partitions_def=MONTHLY,
     description="The whole flow for one month: landing file → raw → staging (+ quarantine) → core → marts.",
 )
 

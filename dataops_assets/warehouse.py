@@ -34,13 +34,18 @@ class _TransactionalDuckDbClient(DuckDbClient):
     @contextmanager
     def connect(context: Any, table_slice: TableSlice) -> Iterator[Any]:
         with DuckDbClient.connect(context, table_slice) as connection:
-            connection.begin()
             try:
-                yield connection
-            except BaseException:
-                connection.rollback()
-                raise
-            connection.commit()
+                connection.begin()
+                try:
+                    yield connection
+                except BaseException:
+                    connection.rollback()
+                    raise
+                connection.commit()
+            finally:
+                # DuckDbClient.connect closes the connection only when the block succeeds; after a failed write
+                # it would stay open (holding the file and its lock) until garbage collection.
+                connection.close()
 
     @staticmethod
     def delete_table_slice(context: dg.OutputContext, table_slice: TableSlice, connection: Any) -> None:

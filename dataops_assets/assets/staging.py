@@ -58,7 +58,7 @@ def _staging_asset(
     )
     def _stage(context: dg.AssetExecutionContext, raw: pd.DataFrame, environment: Environment) -> Iterator[Any]:
         staged = stage(raw, month_start(context))
-        quarantined = staged.quarantined.assign(_run_id=context.run_id, _quarantined_at=pd.Timestamp.now("UTC"))
+        quarantined = staged.quarantined.assign(_run_id=context.run.run_id, _quarantined_at=pd.Timestamp.now("UTC"))
         quarantined["_quarantined_at"] = quarantined["_quarantined_at"].dt.tz_localize(None)
         counts = {"rows_in": len(raw), "rows_out": len(staged.valid), "rows_quarantined": len(quarantined)}
         yield dg.Output(staged.valid, output_name=f"{LAYER}__{subject}", metadata=counts)
