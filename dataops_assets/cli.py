@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from dataops_assets.environments import Settings, UnknownEnvironmentError, current_settings
 from dataops_assets.landing import MONTH_KEYS
@@ -89,8 +90,9 @@ def _ui(settings: Settings, args: argparse.Namespace) -> int:
     from dataops_assets.instance import prepare_dagster_home
 
     prepare_dagster_home(settings)
-    command = ["dagster", "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", "workspace.yaml"]
-    os.execvp(command[0], command)
+    dagster = str(Path(sys.executable).with_name("dagster"))  # the one installed beside this interpreter
+    command = [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", "workspace.yaml"]
+    os.execv(command[0], command)
 
 
 if __name__ == "__main__":
