@@ -91,8 +91,9 @@ def write_atomically(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", newline="") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             frame.to_csv(handle, index=False)
+        Path(tmp).chmod(0o644)  # mkstemp creates 0600; landed files are for every reader of the zone
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -138,7 +138,7 @@ def test_quarantined_raw_values_write_missing_values_as_json_null() -> None:
     raw.loc[0, "b"] = np.nan
     rules = RowRules(raw)
     rules.reject(pd.Series([True]), "null_key", "b is empty")
-    assert json.loads(rules.quarantined(["a", "b"]).loc[0, "raw_values"]) == {"a": "1", "b": None}
+    assert json.loads(rules.quarantined(["a", "b"])["raw_values"].iloc[0]) == {"a": "1", "b": None}
 
 
 def test_quarantined_is_empty_with_text_columns_when_every_row_passes() -> None:
@@ -181,10 +181,8 @@ def test_reject_null_keys_names_the_first_empty_key_column() -> None:
 
 
 def test_reject_outside_month_bounds_are_start_inclusive_end_exclusive() -> None:
-    times = pd.Series(
-        pd.to_datetime(
-            ["2013-01-01 00:00", "2013-01-31 23:59", "2013-02-01 00:00", "2012-12-31 23:59", None],
-        )
+    times = pd.to_datetime(
+        pd.Series(["2013-01-01 00:00", "2013-01-31 23:59", "2013-02-01 00:00", "2012-12-31 23:59", None])
     )
     rules = RowRules(pd.DataFrame(index=times.index))
     reject_outside_month(times, JAN, rules, "scheduled departure")

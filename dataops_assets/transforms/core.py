@@ -9,10 +9,6 @@ from dataops_assets.transforms.weather import MEASURES
 _PLANE_COLUMNS = ["tailnum", "year_built", "manufacturer", "model", "engines", "seats"]
 
 
-class JoinFanOutError(AssertionError):
-    """A lookup matched a flight more than once; published rows must stay one per flight."""
-
-
 def enrich_flights(
     flights: pd.DataFrame,
     weather: pd.DataFrame,
@@ -20,15 +16,16 @@ def enrich_flights(
     airlines: pd.DataFrame,
     airports: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Left-join the lookups; a missing match leaves nulls and a ``*_known`` flag false, never drops the flight."""
+    """Left-join the lookups; a missing match leaves nulls and a ``*_known`` flag false, never drops the flight.
+
+    ``validate="many_to_one"`` raises pandas' MergeError if a lookup key repeats, so a flight is never duplicated.
+    """
     enriched = (
         flights.merge(_weather_lookup(weather), on=["origin", "time_hour_utc"], how="left", validate="many_to_one")
         .merge(planes[_PLANE_COLUMNS], on="tailnum", how="left", validate="many_to_one")
         .merge(airlines.rename(columns={"name": "airline_name"}), on="carrier", how="left", validate="many_to_one")
         .merge(_destination_lookup(airports), on="dest", how="left", validate="many_to_one")
     )
-    if len(enriched) != len(flights):
-        raise JoinFanOutError(f"enrichment turned {len(flights)} flights into {len(enriched)} rows")
     enriched["has_weather"] = enriched["weather_observation_id"].notna()
     enriched["plane_known"] = enriched["manufacturer"].notna() | enriched["year_built"].notna()
     enriched["dest_known"] = enriched["dest_name"].notna()

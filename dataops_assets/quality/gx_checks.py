@@ -1,0 +1,220 @@
+"""The Great Expectations to Dagster bridge: one blocking, partitioned asset check per suite file.
+
+``gx_asset_checks(settings)`` gives the checks to add to the Definitions. Each check loads the checked asset's
+partition (and the staged reference tables its suite needs) through the IO manager, runs the suite and returns
+one ``AssetCheckResult`` per partition:
+
+- passed when every expectation passed;
+- failed with severity WARN when only ``warning`` expectations failed (never blocks);
+- failed with severity ERROR when a ``critical`` expectation failed, or when the suite could not run at all
+  (unreadable file, missing parameter, GX error): the check is blocking, so downstream assets of the same run
+  are skipped.
+
+Metadata are flat and numeric where they can be, so the Dagster UI plots them over partitions and runs.
+Great Expectations itself is imported only when a check runs (see ``gx_validation``).
+"""
+
+import inspect
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from dataops_assets.assets.partitions import MONTHLY
+from dataops_assets.environments import Settings
+from dataops_assets.quality.gx_suites import SUITES, SuiteFileError, SuiteSpec, data_docs_index, load_suite
+from dataops_assets.quality.gx_validation import ExpectationOutcome, ValidationOutcome, run_suite
+
+CHECK_NAME = "gx_suite"
+REFERENCE_LAYER = "staging"
+_DESCRIPTION_LINES = 12
+
+
+def gx_asset_checks(
+    settings: Settings,
+    parameter_overrides: Mapping[str, Any] | None = None,
+    suites: Sequence[SuiteSpec] = SUITES,
+) -> list[dg.AssetChecksDefinition]:
+    """One blocking GX check per suite; ``parameter_overrides`` replace computed suite parameters (tests)."""
+    return [gx_asset_check(spec, settings, parameter_overrides) for spec in suites]
+
+
+def gx_asset_check(
+    spec: SuiteSpec, settings: Settings, parameter_overrides: Mapping[str, Any] | None = None
+) -> dg.AssetChecksDefinition:
+    """A blocking check of ``spec.asset_key`` per monthly partition, running the suite in ``spec.path``."""
+
+    def _check(
+        context: dg.AssetCheckExecutionContext, data: pd.DataFrame, **references: pd.DataFrame
+    ) -> dg.AssetCheckResult:
+        partitioned = context.has_partition_key or context.has_partition_key_range
+        outcome = run_suite(
+            spec,
+            settings,
+            data,
+            list(context.partition_keys) if partitioned else [],
+            references=references,
+            parameter_overrides=parameter_overrides,
+            extra_meta={"dagster_run_id": context.run.run_id},
+        )
+        result = check_result(outcome, settings)
+        log = context.log.info if outcome.status in ("passed", "warning") else context.log.error
+        log(result.description or "")
+        return result
+
+    # The references differ per suite; Dagster reads the inputs off the signature.
+    parameter = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    _check.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("context", parameter, annotation=dg.AssetCheckExecutionContext),
+            inspect.Parameter("data", parameter, annotation=pd.DataFrame),
+            *(inspect.Parameter(table, parameter, annotation=pd.DataFrame) for table in spec.references),
+        ],
+        return_annotation=dg.AssetCheckResult,
+    )
+    return dg.asset_check(
+        asset=dg.AssetKey(list(spec.asset_key)),
+        name=CHECK_NAME,
+        blocking=True,
+        partitions_def=MONTHLY,
+        additional_ins={table: dg.AssetIn(key=[REFERENCE_LAYER, table]) for table in spec.references},
+        description=_check_description(spec),
+        metadata={"suite_file": dg.MetadataValue.path(str(spec.path))},
+    )(_check)
+
+
+def _check_description(spec: SuiteSpec) -> str:
+    try:
+        suite = load_suite(spec.path)
+    except SuiteFileError as error:
+        return f"Great Expectations suite {spec.name}: {error}"
+    severities = [e["severity"] for e in suite["expectations"]]
+    return (
+        f"Great Expectations suite {spec.name} ({len(severities)} expectations: {severities.count('critical')} "
+        f"critical, {severities.count('warning')} warning). A critical failure is an ERROR and blocks downstream "
+        "assets; warning-only failures are a WARN. Suite: dataops_assets/expectations/" + spec.path.name
+    )
+
+
+def check_result(outcome: ValidationOutcome, settings: Settings) -> dg.AssetCheckResult:
+    """The Dagster result of a validation: passed, WARN (warnings only) or ERROR (critical, or could not run)."""
+    status = outcome.status
+    return dg.AssetCheckResult(
+        passed=status == "passed",
+        severity=dg.AssetCheckSeverity.WARN if status == "warning" else dg.AssetCheckSeverity.ERROR,
+        metadata=result_metadata(outcome, settings),
+        description=describe(outcome),
+    )
+
+
+def result_metadata(outcome: ValidationOutcome, settings: Settings) -> dict[str, Any]:
+    """Flat metadata: counts as ints, shares as floats, and per failed expectation what a person can act on."""
+    metadata: dict[str, Any] = {
+        "suite": dg.MetadataValue.text(outcome.suite),
+        "partition": dg.MetadataValue.text(outcome.partition),
+        "status": dg.MetadataValue.text(outcome.status),
+        "rows_validated": dg.MetadataValue.int(outcome.rows),
+        "expectations_evaluated": dg.MetadataValue.int(outcome.evaluated),
+        "expectations_passed": dg.MetadataValue.int(outcome.passed_count),
+        "expectations_failed": dg.MetadataValue.int(len(outcome.failures)),
+        "critical_failed": dg.MetadataValue.int(len(outcome.critical_failures)),
+        "warning_failed": dg.MetadataValue.int(len(outcome.warning_failures)),
+        "expectations_errored": dg.MetadataValue.int(len(outcome.errored)),
+        "success_percent": dg.MetadataValue.float(round(outcome.success_percent, 4)),
+        "validation_seconds": dg.MetadataValue.float(round(outcome.seconds, 3)),
+        "data_docs": dg.MetadataValue.path(str(data_docs_index(settings))),
+    }
+    if outcome.result_path is not None and outcome.result_json is not None:
+        metadata["validation_result"] = dg.MetadataValue.path(str(outcome.result_path))
+    if outcome.reason is not None:
+        metadata["error"] = dg.MetadataValue.text(outcome.reason)
+    if outcome.notes:
+        metadata["notes"] = dg.MetadataValue.text("; ".join(outcome.notes))
+    for failure in outcome.failures:
+        metadata |= _failure_metadata(failure)
+    return metadata
+
+
+def _failure_metadata(failure: ExpectationOutcome) -> dict[str, Any]:
+    prefix = failure.name
+    entries: dict[str, Any] = {
+        f"{prefix}.severity": dg.MetadataValue.text(failure.severity),
+        f"{prefix}.expectation": dg.MetadataValue.text(failure.expectation_type),
+    }
+    if failure.column is not None:
+        entries[f"{prefix}.column"] = dg.MetadataValue.text(failure.column)
+    if failure.unexpected_count is not None:
+        entries[f"{prefix}.unexpected_count"] = dg.MetadataValue.int(failure.unexpected_count)
+    if failure.unexpected_percent is not None:
+        entries[f"{prefix}.unexpected_percent"] = dg.MetadataValue.float(round(failure.unexpected_percent, 4))
+    if failure.observed_value is not None:
+        entries[f"{prefix}.observed_value"] = _observed_metadata(failure.observed_value)
+    if failure.offending_values:
+        entries[f"{prefix}.offending_values"] = dg.MetadataValue.json(
+            [{"value": value, "count": count} for value, count in failure.offending_values]
+        )
+    if failure.offending_keys:
+        entries[f"{prefix}.offending_keys"] = dg.MetadataValue.json(list(failure.offending_keys))
+    if failure.details is not None:
+        entries[f"{prefix}.details"] = dg.MetadataValue.json(failure.details)
+    if failure.error is not None:
+        entries[f"{prefix}.error"] = dg.MetadataValue.text(failure.error)
+    return entries
+
+
+def _observed_metadata(value: Any) -> dg.MetadataValue:
+    if isinstance(value, bool):
+        return dg.MetadataValue.bool(value)
+    if isinstance(value, int):
+        return dg.MetadataValue.int(value)
+    if isinstance(value, float):
+        return dg.MetadataValue.float(value)
+    if isinstance(value, list | dict):
+        return dg.MetadataValue.json(value)
+    return dg.MetadataValue.text(str(value))
+
+
+def describe(outcome: ValidationOutcome) -> str:
+    """A readable summary: the verdict, then one line per failed expectation, worst first."""
+    head = f"{outcome.suite} {outcome.partition}"
+    if outcome.error is not None:
+        return f"{head}: ERROR, {outcome.error}"
+    verdict = {"passed": "passed", "warning": "WARN", "critical": "ERROR", "error": "ERROR"}[outcome.status]
+    lines = [
+        f"{head}: {verdict}, {len(outcome.failures)} of {outcome.evaluated} expectations failed "
+        f"({len(outcome.critical_failures)} critical, {len(outcome.warning_failures)} warning) "
+        f"on {outcome.rows:,} rows."
+    ]
+    ordered = sorted(outcome.failures, key=lambda f: (f.error is None, f.severity != "critical"))
+    lines += [f"- {_describe_failure(failure)}" for failure in ordered[:_DESCRIPTION_LINES]]
+    if len(ordered) > _DESCRIPTION_LINES:
+        lines.append(f"- and {len(ordered) - _DESCRIPTION_LINES} more (see the metadata)")
+    return "\n".join(lines)
+
+
+def _describe_failure(failure: ExpectationOutcome) -> str:
+    where = f" on {failure.column}" if failure.column else ""
+    text = f"{failure.name} [{failure.severity}]{where}"
+    if failure.error is not None:
+        return f"{text}: could not be evaluated: {failure.error}"
+    if failure.unexpected_count is not None:
+        text += f": {failure.unexpected_count:,} unexpected"
+        if failure.unexpected_percent is not None:
+            text += f" ({failure.unexpected_percent:.2f}%)"
+        if failure.offending_values:
+            text += ", e.g. " + ", ".join(f"{value}: {count:,}" for value, count in failure.offending_values[:6])
+        elif failure.offending_keys:
+            text += ", e.g. " + ", ".join(failure.offending_keys[:3])
+    elif failure.details is not None:
+        text += f": {failure.details}"
+    elif failure.observed_value is not None:
+        text += f": observed {_short(failure.observed_value)}"
+    return text
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,83 @@
+"""Great Expectations Data Docs (static HTML) of the latest validation of every suite and partition.
+
+The checks keep each validation result as ``<env>/validations/<suite>/<partition>.json``; ``build_data_docs``
+renders them, with a page per suite, into ``settings.data_docs_dir`` (under ``var/``, git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dataops_assets.environments import Settings
+from dataops_assets.quality.gx_suites import SUITES, SuiteFileError, data_docs_index, load_suite, validations_dir
+from dataops_assets.quality.gx_validation import gx_context
+
+SITE_NAME = "dataops"  # GX reserves "local_site"
+
+
+@dataclass(frozen=True)
+class DocsBuild:
+    index: Path
+    validations: int
+    skipped: tuple[str, ...]  # result files that could not be read, with the reason
+
+
+def build_data_docs(settings: Settings) -> Path:
+    """Render Data Docs for the latest persisted validations; returns the path of ``index.html``."""
+    return build_data_docs_report(settings).index
+
+
+def build_data_docs_report(settings: Settings) -> DocsBuild:
+    """``build_data_docs`` that also says how many validations were rendered and which files were skipped."""
+    gx_context()  # imports GX with analytics off
+    import great_expectations as gx  # noqa: PLC0415 - lazy: importing GX takes seconds
+    from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
+    from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: PLC0415
+    from great_expectations.data_context.types.resource_identifiers import (  # noqa: PLC0415
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    site_dir = settings.data_docs_dir
+    # Pages of earlier builds would outlive the results they showed: start the site afresh.
+    shutil.rmtree(site_dir, ignore_errors=True)
+    site_dir.mkdir(parents=True, exist_ok=True)
+    # A context of its own: the site directory is per environment, and the validation store must hold only the
+    # results loaded here (the process-wide context of gx_validation keeps no results).
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.add_data_docs_site(
+        site_name=SITE_NAME,
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    for spec in SUITES:
+        try:
+            context.suites.add(gx.ExpectationSuite(**load_suite(spec.path)))
+        except (SuiteFileError, ValueError):
+            continue  # the suite page is missing; its validation pages still render
+    store = context.validation_results_store
+    rendered, skipped = 0, []
+    for path in sorted(validations_dir(settings).glob("*/*.json")):
+        try:
+            result_json: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            result = store.deserialize(json.dumps(result_json))
+            run = result_json.get("meta", {}).get("run_id") or {}
+            key = ValidationResultIdentifier(
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=path.parent.name),
+                run_id=RunIdentifier(run_name=path.stem, run_time=run.get("run_time")),
+                batch_identifier=path.stem,
+            )
+            store.set(key, result)
+            rendered += 1
+        except Exception as error:
+            skipped.append(f"{path}: {type(error).__name__}: {error}")
+    context.build_data_docs(site_names=[SITE_NAME])
+    return DocsBuild(index=data_docs_index(settings), validations=rendered, skipped=tuple(skipped))

@@ -1,0 +1,215 @@
+"""Great Expectations suites as data: which asset each suite checks, how its file is read, and its parameters.
+
+A suite is ``dataops_assets/expectations/<schema>.<table>.json``, a GX 1.x suite without generated ``id``s. Every
+expectation carries a ``severity`` (``critical`` blocks downstream assets, ``warning`` is reported only) and a
+human name in ``meta.name``. Thresholds that differ between environments are GX suite parameters
+(``{"$PARAMETER": "min_rows"}``), filled at run time by :func:`suite_parameters` from ``Settings`` and from the
+staged reference tables (value sets of carriers, airports, tail numbers).
+
+Nothing here imports great_expectations or dagster: reading suites and computing parameters stays cheap.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dataops_assets.environments import Settings
+
+EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "expectations"
+SEVERITIES = ("critical", "warning")
+NYC_AIRPORTS = ("EWR", "JFK", "LGA")
+
+# Weather has one observation per airport and hour; a month may miss a few hours (December 2013 lacks 88 of
+# 2,232) and the repeated hour when daylight time ends adds one per airport.
+WEATHER_AIRPORTS = len(NYC_AIRPORTS)
+WEATHER_MIN_COVERAGE = 0.95
+
+# Staged reference table -> the column whose values form the suite parameter of the same name.
+REFERENCE_VALUE_SETS: dict[str, str] = {"airlines": "carrier", "airports": "faa", "planes": "tailnum"}
+
+
+class SuiteFileError(ValueError):
+    """A suite file cannot be read, or breaks the conventions of this project (severity, meta.name, no ids)."""
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """One suite and the asset it checks.
+
+    ``key_columns`` identify offending rows in results (GX ``unexpected_index_column_names``); ``references`` are
+    the staged reference tables whose values the suite needs as parameters (loaded as additional check inputs).
+    """
+
+    asset_key: tuple[str, ...]
+    key_columns: tuple[str, ...]
+    references: tuple[str, ...] = ()
+    directory: Path = EXPECTATIONS_DIR
+
+    @property
+    def name(self) -> str:
+        return ".".join(self.asset_key)
+
+    @property
+    def path(self) -> Path:
+        return self.directory / f"{self.name}.json"
+
+
+SUITES: tuple[SuiteSpec, ...] = (
+    SuiteSpec(("staging", "flights"), ("flight_id",), ("airlines", "airports", "planes")),
+    SuiteSpec(("staging", "weather"), ("observation_id",)),
+    SuiteSpec(("core", "flights"), ("flight_id",)),
+    SuiteSpec(("marts", "carrier_monthly"), ("carrier",), ("airlines",)),
+    SuiteSpec(("marts", "route_monthly"), ("origin", "dest"), ("airports",)),
+)
+
+
+def load_suite(path: Path) -> dict[str, Any]:
+    """The suite in ``path`` as a dict GX accepts, with generated ``id`` fields removed; raises ``SuiteFileError``."""
+    try:
+        suite = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise SuiteFileError(f"cannot read suite file {path}: {error.strerror or error}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SuiteFileError(f"suite file {path} is not valid JSON: {error}") from None
+    problems = suite_problems(suite)
+    if problems:
+        raise SuiteFileError(f"suite file {path} breaks the suite conventions: " + "; ".join(problems))
+    return strip_ids(suite)
+
+
+def suite_problems(suite: Any) -> list[str]:
+    """What is wrong with a suite dict; empty when it follows the conventions."""
+    if not isinstance(suite, dict):
+        return ["the file does not hold a JSON object"]
+    problems = []
+    if not isinstance(suite.get("name"), str) or not suite["name"]:
+        problems.append("no suite name")
+    expectations = suite.get("expectations")
+    if not isinstance(expectations, list) or not expectations:
+        return [*problems, "no expectations"]
+    seen: set[str] = set()
+    for position, expectation in enumerate(expectations):
+        if not isinstance(expectation, dict):
+            problems.append(f"expectation {position} is not an object")
+            continue
+        meta = expectation.get("meta") or {}
+        name = meta.get("name") if isinstance(meta, dict) else None
+        label = name or f"expectation {position} ({expectation.get('type')})"
+        if not isinstance(expectation.get("type"), str):
+            problems.append(f"{label} has no type")
+        if not isinstance(expectation.get("kwargs"), dict):
+            problems.append(f"{label} has no kwargs")
+        if not name:
+            problems.append(f"{label} has no meta.name")
+        elif name in seen:
+            problems.append(f"meta.name {name!r} is used twice")
+        seen.add(name or "")
+        if expectation.get("severity") not in SEVERITIES:
+            problems.append(f"{label} has severity {expectation.get('severity')!r}; expected one of {SEVERITIES}")
+    return problems
+
+
+def strip_ids(value: Any) -> Any:
+    """A copy of a JSON value without ``id`` keys (GX regenerates them; committed files stay diff-friendly)."""
+    if isinstance(value, dict):
+        return {key: strip_ids(item) for key, item in value.items() if key != "id"}
+    if isinstance(value, list):
+        return [strip_ids(item) for item in value]
+    return value
+
+
+def parameter_names(suite: Mapping[str, Any]) -> set[str]:
+    """The ``$PARAMETER`` names a suite uses."""
+    names: set[str] = set()
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("$PARAMETER"), str):
+                names.add(value["$PARAMETER"])
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(dict(suite))
+    return names
+
+
+def month_starts(partition_keys: Sequence[str]) -> list[pd.Timestamp]:
+    """First instant of each ``YYYY-MM`` partition key, naive, in key order."""
+    return [pd.Timestamp(f"{key}-01") for key in partition_keys]
+
+
+def partition_label(partition_keys: Sequence[str]) -> str:
+    """``2013-01`` for one partition, ``2013-01..2013-03`` for a range, ``unpartitioned`` for none."""
+    if not partition_keys:
+        return "unpartitioned"
+    ordered = sorted(partition_keys)
+    return ordered[0] if len(ordered) == 1 else f"{ordered[0]}..{ordered[-1]}"
+
+
+def weather_row_band(partition_key: str) -> tuple[int, int]:
+    """Rows a month of hourly weather at the three airports may have (the end of daylight time adds an hour)."""
+    year, month = (int(part) for part in partition_key.split("-"))
+    hours = calendar.monthrange(year, month)[1] * 24 * WEATHER_AIRPORTS
+    return math.floor(hours * WEATHER_MIN_COVERAGE), hours + WEATHER_AIRPORTS
+
+
+def suite_parameters(
+    settings: Settings,
+    partition_keys: Sequence[str],
+    references: Mapping[str, pd.DataFrame] | None = None,
+) -> dict[str, Any]:
+    """Values of every ``$PARAMETER`` the suites use, for the partitions validated together (usually one).
+
+    Row-count bands add up over the partitions; timestamps span from the first month's start to the last
+    month's end. Value sets come from the staged reference tables passed in ``references``.
+    """
+    thresholds = settings.thresholds
+    starts = month_starts(partition_keys)
+    months = max(len(starts), 1)
+    parameters: dict[str, Any] = {
+        "min_rows": thresholds.min_flights_per_month * months,
+        "max_rows": thresholds.max_flights_per_month * months,
+        "mean_dep_delay_min": float(thresholds.mean_dep_delay_band[0]),
+        "mean_dep_delay_max": float(thresholds.mean_dep_delay_band[1]),
+        "cancellation_rate_min": float(thresholds.cancellation_rate_band[0]),
+        "cancellation_rate_max": float(thresholds.cancellation_rate_band[1]),
+        "on_time_share_min": float(thresholds.on_time_share_band[0]),
+        "on_time_share_max": float(thresholds.on_time_share_band[1]),
+    }
+    if starts:
+        first, last = min(starts), max(starts)
+        end = last + pd.offsets.MonthBegin(1) - pd.Timedelta(microseconds=1)
+        parameters |= {
+            "month_start": first.isoformat(),
+            "month_end": end.isoformat(),
+            "last_month_start": last.isoformat(),
+        }
+        bands = [weather_row_band(key) for key in partition_keys]
+        parameters |= {
+            "weather_min_rows": sum(low for low, _ in bands),
+            "weather_max_rows": sum(high for _, high in bands),
+        }
+    for table, frame in (references or {}).items():
+        column = REFERENCE_VALUE_SETS[table]
+        parameters[table] = sorted(str(value) for value in frame[column].dropna().unique())
+    return parameters
+
+
+def validations_dir(settings: Settings) -> Path:
+    """Where the latest validation result of every suite and partition is kept, for Data Docs."""
+    return settings.env_dir / "validations"
+
+
+def data_docs_index(settings: Settings) -> Path:
+    return settings.data_docs_dir / "index.html"

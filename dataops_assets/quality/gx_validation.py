@@ -1,0 +1,394 @@
+"""Running a suite on a DataFrame with Great Expectations, and keeping its result for Data Docs.
+
+Great Expectations is imported on first use only (importing it takes seconds), with analytics off and no
+progress bars, and one ephemeral context serves every validation of the process. A validation never raises:
+a suite that cannot run (unreadable file, missing parameter, GX error, an expectation that raised) gives an
+outcome with ``status == "error"`` and the reason, which the Dagster check reports as a failed ERROR result.
+
+GX's own ``success`` is False as soon as any expectation fails, ``warning`` ones included; severities are
+mapped here instead: :attr:`ValidationOutcome.status` is ``error``, ``critical``, ``warning`` or ``passed``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from dataops_assets.environments import Settings
+from dataops_assets.quality.gx_suites import (
+    SuiteSpec,
+    load_suite,
+    partition_label,
+    strip_ids,
+    suite_parameters,
+    validations_dir,
+)
+
+Status = Literal["passed", "warning", "critical", "error"]
+
+SAMPLE_SIZE = 10  # offending values and keys reported per failed expectation
+PERSISTED_LIST_LIMIT = 200  # unexpected values and keys kept per expectation in the persisted result
+_DATASOURCE = "dataops"
+
+_lock = threading.RLock()
+_gx_state: dict[str, Any] = {}
+
+
+def gx_context() -> Any:
+    """The process's ephemeral GX context, created (and GX imported) on first use."""
+    with _lock:
+        if "context" not in _gx_state:
+            os.environ["GX_ANALYTICS_ENABLED"] = "False"
+            import great_expectations as gx  # noqa: PLC0415 - lazy: importing GX takes seconds
+            from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: PLC0415
+
+            context = gx.get_context(mode="ephemeral")
+            context.variables.progress_bars = ProgressBarsConfig(globally=False)
+            _gx_state["context"] = context
+            _gx_state["datasource"] = context.data_sources.add_pandas(_DATASOURCE)
+            _gx_state["batch_definitions"] = {}
+        return _gx_state["context"]
+
+
+def _batch_definition(asset_name: str) -> Any:
+    """A whole-DataFrame batch definition per suite, created once per process."""
+    with _lock:
+        gx_context()
+        definitions: dict[str, Any] = _gx_state["batch_definitions"]
+        if asset_name not in definitions:
+            asset = _gx_state["datasource"].add_dataframe_asset(asset_name)
+            definitions[asset_name] = asset.add_batch_definition_whole_dataframe("whole")
+        return definitions[asset_name]
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """One expectation's result, reduced to what a person needs to act on it."""
+
+    name: str
+    expectation_type: str
+    severity: str
+    success: bool
+    column: str | None = None
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    element_count: int | None = None
+    observed_value: Any = None
+    offending_values: tuple[tuple[Any, int], ...] = ()  # distinct values with their counts, most frequent first
+    offending_keys: tuple[str, ...] = ()  # keys of offending rows (e.g. flight ids), a sample
+    details: Any = None
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return not self.success
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    """A suite's validation of one partition (or a range of them)."""
+
+    suite: str
+    partition: str
+    rows: int
+    expectations: tuple[ExpectationOutcome, ...] = ()
+    error: str | None = None  # set when the suite could not run at all
+    seconds: float = 0.0
+    result_json: dict[str, Any] | None = field(default=None, repr=False)
+    result_path: Path | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def evaluated(self) -> int:
+        return len(self.expectations)
+
+    @property
+    def failures(self) -> tuple[ExpectationOutcome, ...]:
+        return tuple(e for e in self.expectations if e.failed)
+
+    @property
+    def errored(self) -> tuple[ExpectationOutcome, ...]:
+        return tuple(e for e in self.expectations if e.error is not None)
+
+    @property
+    def critical_failures(self) -> tuple[ExpectationOutcome, ...]:
+        return tuple(e for e in self.failures if e.severity == "critical")
+
+    @property
+    def warning_failures(self) -> tuple[ExpectationOutcome, ...]:
+        return tuple(e for e in self.failures if e.severity != "critical")
+
+    @property
+    def passed_count(self) -> int:
+        return self.evaluated - len(self.failures)
+
+    @property
+    def success_percent(self) -> float:
+        return 100.0 * self.passed_count / self.evaluated if self.evaluated else 0.0
+
+    @property
+    def status(self) -> Status:
+        """``error`` (could not run, or an expectation raised), ``critical``, ``warning`` or ``passed``."""
+        if self.error is not None or self.errored:
+            return "error"
+        if self.critical_failures:
+            return "critical"
+        if self.warning_failures:
+            return "warning"
+        return "passed"
+
+    @property
+    def reason(self) -> str | None:
+        """Why the suite could not be evaluated, if it could not."""
+        if self.error is not None:
+            return self.error
+        if self.errored:
+            return "; ".join(f"{e.name} could not be evaluated: {e.error}" for e in self.errored)
+        return None
+
+
+def validate_frame(
+    suite: Mapping[str, Any],
+    frame: pd.DataFrame,
+    parameters: Mapping[str, Any],
+    *,
+    key_columns: Sequence[str] = (),
+    partition: str = "unpartitioned",
+    extra_meta: Mapping[str, Any] | None = None,
+) -> ValidationOutcome:
+    """Validate ``frame`` against the suite dict; never raises (a failure to run becomes ``status == "error"``)."""
+    name = str(suite.get("name") or "suite")
+    started = time.perf_counter()
+    try:
+        keys = [column for column in key_columns if column in frame.columns]
+        result = _run_gx(name, suite, frame, parameters, key_columns=keys, partition=partition)
+        result_json = result.to_json_dict()
+    except Exception as error:
+        return ValidationOutcome(
+            suite=name,
+            partition=partition,
+            rows=len(frame),
+            error=f"the suite could not run: {type(error).__name__}: {error}",
+            seconds=time.perf_counter() - started,
+        )
+    expectations = tuple(_expectation_outcome(r, key_columns) for r in result.results)
+    outcome = ValidationOutcome(
+        suite=name,
+        partition=partition,
+        rows=len(frame),
+        expectations=expectations,
+        seconds=time.perf_counter() - started,
+    )
+    result_json["meta"]["dataops"] = {
+        "partition": partition,
+        "status": outcome.status,
+        "rows": len(frame),
+        "seconds": round(outcome.seconds, 3),
+        **(extra_meta or {}),
+    }
+    return replace(outcome, result_json=_trimmed(result_json))
+
+
+def _run_gx(
+    name: str,
+    suite: Mapping[str, Any],
+    frame: pd.DataFrame,
+    parameters: Mapping[str, Any],
+    *,
+    key_columns: list[str],
+    partition: str,
+) -> Any:
+    with _lock:  # one context for the process: validations take turns
+        gx_context()
+        import great_expectations as gx  # noqa: PLC0415 - imported above by gx_context
+        from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
+
+        gx_suite = gx.ExpectationSuite(**strip_ids(dict(suite)))
+        batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": frame})
+        result_format: dict[str, Any] = {"result_format": "COMPLETE", "partial_unexpected_count": 20}
+        if key_columns:
+            result_format["unexpected_index_column_names"] = key_columns
+        result = batch.validate(gx_suite, result_format=result_format, expectation_parameters=dict(parameters))
+    run_time = dt.datetime.now(dt.UTC)
+    result.meta["run_id"] = RunIdentifier(run_name=partition, run_time=run_time)
+    result.meta["validation_time"] = run_time
+    return result
+
+
+def _expectation_outcome(result: Any, key_columns: Sequence[str]) -> ExpectationOutcome:
+    config = result.expectation_config
+    kwargs = dict(config.kwargs)
+    details: dict[str, Any] = dict(result.result or {})
+    error = _exception_message(result.exception_info)
+    unexpected = details.get("unexpected_list") or []
+    return ExpectationOutcome(
+        name=str((config.meta or {}).get("name") or config.type),
+        expectation_type=str(config.type),
+        severity=str(getattr(config.severity, "value", config.severity) or "critical"),
+        success=bool(result.success) and error is None,
+        column=_column_of(kwargs),
+        unexpected_count=_int_or_none(details.get("unexpected_count")),
+        unexpected_percent=_float_or_none(details.get("unexpected_percent")),
+        element_count=_int_or_none(details.get("element_count")),
+        observed_value=_plain(details.get("observed_value")),
+        offending_values=_value_counts(unexpected),
+        offending_keys=_offending_keys(details.get("unexpected_index_list") or [], key_columns),
+        details=_plain(details.get("details")),
+        error=error,
+    )
+
+
+def _column_of(kwargs: Mapping[str, Any]) -> str | None:
+    if kwargs.get("column"):
+        return str(kwargs["column"])
+    if kwargs.get("column_list"):
+        return ",".join(map(str, kwargs["column_list"]))
+    if kwargs.get("column_A"):
+        return f"{kwargs['column_A']},{kwargs['column_B']}"
+    return None
+
+
+def _exception_message(info: Any) -> str | None:
+    """The message of an exception GX caught for an expectation; its layout differs by where it was raised."""
+    if not isinstance(info, Mapping) or not info:
+        return None
+    if "raised_exception" in info:
+        if not info.get("raised_exception"):
+            return None
+        return str(info.get("exception_message") or "raised an exception")
+    messages = [
+        str(entry.get("exception_message") or "raised an exception")
+        for entry in info.values()
+        if isinstance(entry, Mapping) and entry.get("raised_exception")
+    ]
+    return "; ".join(dict.fromkeys(messages)) or None
+
+
+def _value_counts(values: Sequence[Any]) -> tuple[tuple[Any, int], ...]:
+    """Distinct non-null offending values with their counts, most frequent first, at most ``SAMPLE_SIZE``."""
+    counts: Counter[Any] = Counter()
+    for value in values:
+        plain = _plain(value)
+        if plain is None:
+            continue
+        counts[plain if isinstance(plain, str | int | float | bool) else json.dumps(plain, default=str)] += 1
+    return tuple(counts.most_common(SAMPLE_SIZE))
+
+
+def _offending_keys(index_list: Sequence[Any], key_columns: Sequence[str]) -> tuple[str, ...]:
+    keys = []
+    for entry in index_list[:SAMPLE_SIZE]:
+        if isinstance(entry, Mapping) and any(column in entry for column in key_columns):
+            keys.append("/".join(str(entry[column]) for column in key_columns if column in entry))
+        else:
+            keys.append(str(entry))
+    return tuple(keys)
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly Python value (numpy scalars, timestamps and NaN made plain)."""
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_plain(item) for item in value]
+    if hasattr(value, "item") and not isinstance(value, bool | str | int | float):
+        value = value.item()  # numpy scalar
+    if isinstance(value, float) and math.isnan(value):
+        value = None
+    elif isinstance(value, dt.datetime | dt.date):
+        value = value.isoformat()
+    elif not isinstance(value, bool | str | int | float | None):
+        value = str(value)
+    return value
+
+
+def _int_or_none(value: Any) -> int | None:
+    plain = _plain(value)
+    return int(plain) if isinstance(plain, int | float) and not isinstance(plain, bool) else None
+
+
+def _float_or_none(value: Any) -> float | None:
+    plain = _plain(value)
+    return float(plain) if isinstance(plain, int | float) and not isinstance(plain, bool) else None
+
+
+def _trimmed(result_json: dict[str, Any]) -> dict[str, Any]:
+    """The result without the per-row lists beyond ``PERSISTED_LIST_LIMIT`` entries (and GX's pandas query)."""
+    for expectation in result_json.get("results", []):
+        details = expectation.get("result") or {}
+        details.pop("unexpected_index_query", None)
+        for key in ("unexpected_list", "unexpected_index_list"):
+            if isinstance(details.get(key), list):
+                details[key] = details[key][:PERSISTED_LIST_LIMIT]
+    return result_json
+
+
+def persist_result(outcome: ValidationOutcome, directory: Path) -> Path:
+    """Write the GX result to ``directory/<suite>/<partition>.json`` (the latest per partition, for Data Docs).
+
+    An outcome without a GX result (the suite could not run) removes the previous file, so Data Docs never show
+    a stale success for a partition whose latest validation failed to run; the path is still returned.
+    """
+    path = directory / outcome.suite / f"{outcome.partition}.json"
+    if outcome.result_json is None:
+        path.unlink(missing_ok=True)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(outcome.result_json, handle, default=str, indent=1)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def run_suite(
+    spec: SuiteSpec,
+    settings: Settings,
+    frame: pd.DataFrame,
+    partition_keys: Sequence[str],
+    *,
+    references: Mapping[str, pd.DataFrame] | None = None,
+    parameter_overrides: Mapping[str, Any] | None = None,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> ValidationOutcome:
+    """Load the spec's suite, fill its parameters, validate ``frame`` and persist the result; never raises."""
+    label = partition_label(partition_keys)
+    started = time.perf_counter()
+    try:
+        suite = load_suite(spec.path)
+        parameters = suite_parameters(settings, partition_keys, references) | dict(parameter_overrides or {})
+    except Exception as error:
+        outcome = ValidationOutcome(
+            suite=spec.name,
+            partition=label,
+            rows=len(frame),
+            error=f"the suite could not be prepared: {error}",
+            seconds=time.perf_counter() - started,
+        )
+    else:
+        meta = {"environment": settings.name, "asset_key": list(spec.asset_key), **(extra_meta or {})}
+        outcome = validate_frame(
+            suite, frame, parameters, key_columns=spec.key_columns, partition=label, extra_meta=meta
+        )
+    outcome = replace(outcome, suite=spec.name)
+    try:
+        return replace(outcome, result_path=persist_result(outcome, validations_dir(settings)))
+    except OSError as error:
+        # The check result matters more than the copy kept for Data Docs: report it, do not fail on it.
+        return replace(outcome, notes=(*outcome.notes, f"the validation result could not be saved: {error}"))

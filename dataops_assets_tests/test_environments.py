@@ -1,0 +1,134 @@
+"""Environment settings: the names, what differs between them, and the two environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from dataops_assets.environments import (
+    DATA_ROOT_VAR,
+    ENV_VAR,
+    ENVIRONMENT_NAMES,
+    UnknownEnvironmentError,
+    current_settings,
+    default_data_root,
+    settings_for,
+)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No DATAOPS_ENV and no DATAOPS_DATA_ROOT, whatever the shell running the tests has set."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    monkeypatch.delenv(DATA_ROOT_VAR, raising=False)
+    return monkeypatch
+
+
+def test_variable_names() -> None:
+    assert ENV_VAR == "DATAOPS_ENV"
+    assert DATA_ROOT_VAR == "DATAOPS_DATA_ROOT"
+    assert ENVIRONMENT_NAMES == ("dev", "stage", "prod")
+
+
+@pytest.mark.parametrize(
+    ("name", "fraction", "json_logs"), [("dev", 0.1, False), ("stage", 1.0, True), ("prod", 1.0, True)]
+)
+def test_sample_fraction_and_logs_per_environment(name: str, fraction: float, json_logs: bool) -> None:
+    settings = settings_for(name)
+    assert settings.name == name
+    assert settings.sample_fraction == fraction
+    assert settings.json_logs is json_logs
+
+
+def test_thresholds_fit_the_amount_of_data_landed() -> None:
+    dev, stage, prod = (settings_for(name).thresholds for name in ENVIRONMENT_NAMES)
+    assert (dev.min_flights_per_month, dev.max_flights_per_month) == (2_300, 3_100)
+    assert (stage.min_flights_per_month, stage.max_flights_per_month) == (24_000, 30_000)
+    assert prod == stage
+    # The real months have 24,951 (February) to 29,425 (July) flights; dev lands a tenth of each.
+    for flights in (24_951, 29_425):
+        assert stage.min_flights_per_month <= flights <= stage.max_flights_per_month
+        assert dev.min_flights_per_month <= round(flights * 0.1) <= dev.max_flights_per_month
+
+
+def test_paths_are_derived_from_the_data_root(tmp_path: Path) -> None:
+    settings = settings_for("stage", data_root=tmp_path)
+    assert settings.data_root == tmp_path
+    assert settings.env_dir == tmp_path / "stage"
+    assert settings.landing_dir == tmp_path / "stage" / "landing"
+    assert settings.warehouse_path == tmp_path / "stage" / "warehouse.duckdb"
+    assert settings.dagster_home == tmp_path / "stage" / "dagster_home"
+    assert settings.data_docs_dir == tmp_path / "stage" / "data_docs"
+
+
+def test_environments_do_not_share_files(tmp_path: Path) -> None:
+    paths = [settings_for(name, data_root=tmp_path).warehouse_path for name in ENVIRONMENT_NAMES]
+    assert len(set(paths)) == 3
+
+
+def test_default_data_root_is_var_of_the_checkout() -> None:
+    checkout = Path(__file__).resolve().parents[1]
+    assert default_data_root() == checkout / "var"
+    assert settings_for("dev").data_root == checkout / "var"
+
+
+def test_with_root_moves_every_path_and_keeps_the_rest(tmp_path: Path) -> None:
+    settings = settings_for("dev", data_root=tmp_path / "a")
+    moved = settings.with_root(tmp_path / "b")
+    assert moved.landing_dir == tmp_path / "b" / "dev" / "landing"
+    assert moved.warehouse_path == tmp_path / "b" / "dev" / "warehouse.duckdb"
+    assert dataclasses.replace(moved, data_root=settings.data_root) == settings
+    assert settings.data_root == tmp_path / "a"  # the original is unchanged
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    settings = settings_for("dev", data_root=tmp_path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.sample_fraction = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["qa", "Dev", "production", ""])
+def test_unknown_environment_lists_the_valid_ones(name: str) -> None:
+    with pytest.raises(UnknownEnvironmentError) as error:
+        settings_for(name)
+    message = str(error.value)
+    assert f"DATAOPS_ENV={name!r}" in message
+    assert "expected one of: dev, stage, prod" in message
+    assert isinstance(error.value, ValueError)
+
+
+def test_current_settings_default_to_dev(clean_env: pytest.MonkeyPatch) -> None:
+    settings = current_settings()
+    assert settings.name == "dev"
+    assert settings.data_root == default_data_root()
+
+
+@pytest.mark.parametrize(("value", "name"), [("stage", "stage"), ("prod", "prod"), (" prod ", "prod"), ("", "dev")])
+def test_current_settings_read_dataops_env(clean_env: pytest.MonkeyPatch, value: str, name: str) -> None:
+    clean_env.setenv(ENV_VAR, value)
+    assert current_settings().name == name
+
+
+def test_current_settings_reject_an_unknown_dataops_env(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv(ENV_VAR, "qa")
+    with pytest.raises(
+        UnknownEnvironmentError, match="'qa' is not a known environment; expected one of: dev, stage, prod"
+    ):
+        current_settings()
+
+
+def test_dataops_data_root_moves_every_path(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clean_env.setenv(ENV_VAR, "prod")
+    clean_env.setenv(DATA_ROOT_VAR, str(tmp_path))
+    settings = current_settings()
+    assert settings.data_root == tmp_path
+    for path in (settings.landing_dir, settings.warehouse_path, settings.dagster_home, settings.data_docs_dir):
+        assert path.is_relative_to(tmp_path / "prod")
+    assert not settings.warehouse_path.is_relative_to(default_data_root())
+
+
+def test_empty_dataops_data_root_means_the_default(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv(DATA_ROOT_VAR, "")
+    assert current_settings().data_root == default_data_root()
