@@ -1,0 +1,137 @@
+"""Bad input ends the run with an error that names the file or value and what was expected, and leaves nothing
+half-written: after fixing the input and re-running, every table equals the one a clean run produces."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from dataops_assets import environments
+from dataops_assets.environments import Settings, UnknownEnvironmentError, current_settings
+from dataops_assets.landing import reference_file, weather_file
+from dataops_assets_tests.fixtures.landing import write_landing, write_reference, write_weather
+from dataops_assets_tests.fixtures.pipeline import (
+    assert_same_tables,
+    comparable_tables,
+    fixture_settings,
+    materialize_partition,
+    read_table,
+    step_failures,
+    table_names,
+)
+
+JAN_FEB = ("2013-01", "2013-02")
+
+
+@pytest.fixture(scope="module")
+def clean_tables(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pd.DataFrame]:
+    """Every table after clean runs of January and February."""
+    settings = fixture_settings(tmp_path_factory.mktemp("clean"))
+    write_landing(settings.landing_dir, JAN_FEB)
+    for month in JAN_FEB:
+        assert materialize_partition(settings, month).success
+    return comparable_tables(settings)
+
+
+def _months(settings: Settings, table: str, column: str) -> list[str]:
+    frame = read_table(settings, table)
+    return sorted(frame[column].dt.strftime("%Y-%m").unique())
+
+
+def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {"/".join(event.asset_key.path) for event in result.get_asset_materialization_events() if event.asset_key}
+
+
+def test_missing_month_file_fails_naming_it_and_publishes_nothing_of_the_month(
+    landed: Settings, clean_tables: dict[str, pd.DataFrame]
+) -> None:
+    settings = landed
+    missing = weather_file(settings.landing_dir, "2013-02")
+    missing.unlink()
+    assert materialize_partition(settings, "2013-01").success
+
+    result = materialize_partition(settings, "2013-02")
+    assert not result.success
+    failures = step_failures(result)
+    assert set(failures) == {"raw__weather"}
+    assert "blocking asset check failed" in failures["raw__weather"]
+    assert "raw/weather: landed_file_readable" in failures["raw__weather"]
+    [finding] = [e for e in result.get_asset_check_evaluations() if not e.passed and e.severity.value == "ERROR"]
+    assert (finding.asset_key, finding.check_name, finding.partition) == (
+        dg.AssetKey(["raw", "weather"]),
+        "landed_file_readable",
+        "2013-02",
+    )
+    assert finding.description == (
+        f"missing landing file {missing}: expected the landed file for partition 2013-02; run `dataops land` first"
+    )
+
+    # Nothing downstream of the missing file ran, so nothing of February was published.
+    assert "raw/weather" not in _materialized(result)
+    assert _materialized(result).isdisjoint({"staging/weather", "core/flights", "marts/carrier_monthly"})
+    assert _months(settings, "raw.weather", "_partition_month") == ["2013-01"]
+    assert _months(settings, "core.flights", "sched_dep_local") == ["2013-01"]
+    assert _months(settings, "marts.carrier_monthly", "month") == ["2013-01"]
+    assert _months(settings, "marts.route_monthly", "month") == ["2013-01"]
+
+    write_weather(settings.landing_dir, "2013-02")
+    assert materialize_partition(settings, "2013-02").success
+    assert_same_tables(comparable_tables(settings), clean_tables)
+
+
+def test_missing_reference_file_fails_naming_it_and_publishes_nothing(
+    settings: Settings, clean_tables: dict[str, pd.DataFrame]
+) -> None:
+    write_landing(settings.landing_dir, JAN_FEB)
+    missing = reference_file(settings.landing_dir, "planes")
+    missing.unlink()
+
+    result = materialize_partition(settings, "2013-01")
+    assert not result.success
+    failures = step_failures(result)
+    assert set(failures) == {"raw__planes"}
+    assert failures["raw__planes"].strip() == (
+        "dataops_assets.landing.LandingFileMissingError: "
+        f"missing landing file {missing}: expected the landed file for planes; run `dataops land` first"
+    )
+    tables = table_names(settings)
+    assert "raw.planes" not in tables and "staging.planes" not in tables
+    assert not {"core.flights", "marts.carrier_monthly", "marts.route_monthly"} & set(tables)
+
+    write_reference(settings.landing_dir, "planes")
+    for month in JAN_FEB:
+        assert materialize_partition(settings, month).success
+    assert_same_tables(comparable_tables(settings), clean_tables)
+
+
+@pytest.mark.parametrize("name", ["qa", "Prod", "development"])
+def test_unknown_environment_names_the_value_and_the_valid_ones(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(environments.ENV_VAR, name)
+    with pytest.raises(UnknownEnvironmentError) as error:
+        current_settings()
+    assert str(error.value) == f"DATAOPS_ENV={name!r} is not a known environment; expected one of: dev, stage, prod"
+
+
+def test_unknown_environment_stops_the_code_location_before_anything_is_written(tmp_path: Path) -> None:
+    env = {**os.environ, "DATAOPS_ENV": "qa", "DATAOPS_DATA_ROOT": str(tmp_path), "DAGSTER_HOME": str(tmp_path)}
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import dataops_assets.definitions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert loaded.returncode == 1
+    last_line = loaded.stderr.strip().splitlines()[-1]
+    assert last_line == (
+        "dataops_assets.environments.UnknownEnvironmentError: "
+        "DATAOPS_ENV='qa' is not a known environment; expected one of: dev, stage, prod"
+    )
+    assert list(tmp_path.iterdir()) == []

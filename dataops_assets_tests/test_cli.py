@@ -1,0 +1,121 @@
+"""``dataops run`` and ``dataops summary`` end to end, in process, on a hand-made landing under ``tmp_path``.
+
+The CLI reads ``DATAOPS_ENV`` and ``DATAOPS_DATA_ROOT`` itself; the tests set them, and point ``DAGSTER_HOME``
+somewhere restorable because the CLI exports the environment's own Dagster home (under the data root).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from dataops_assets import environments
+from dataops_assets.cli import main
+from dataops_assets.environments import settings_for
+from dataops_assets.landing import weather_file
+from dataops_assets_tests.fixtures.landing import expected_counts, write_landing
+from dataops_assets_tests.fixtures.pipeline import fixture_settings
+
+_SUMMARY_LINE = re.compile(r"^(?P<table>[a-z_]+/[a-z_]+)\s+(?P<rows>[\d,]+)\s+(?P<partitions>\d+|-)$")
+_RUN_LINE = re.compile(r"^dev (?P<partition>2013-\d\d) (?P<status>ok|FAILED): (?P<passed>\d+)/(?P<total>\d+) checks")
+_REFERENCE_TABLES = {"airports", "airlines", "planes"}
+
+
+@pytest.fixture
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """DATAOPS_ENV=dev with its files under ``tmp_path``; the dev profile's thresholds fitted to the tiny landing."""
+    monkeypatch.setenv(environments.ENV_VAR, "dev")
+    monkeypatch.setenv(environments.DATA_ROOT_VAR, str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "unused_dagster_home"))
+    profile = environments._ENVIRONMENTS["dev"]
+    thresholds = fixture_settings(tmp_path).thresholds
+    monkeypatch.setitem(environments._ENVIRONMENTS, "dev", replace(profile, thresholds=thresholds))
+    return tmp_path
+
+
+def _summary(output: str) -> dict[str, tuple[int, str]]:
+    rows = {}
+    for line in output.splitlines():
+        match = _SUMMARY_LINE.match(line)
+        if match:
+            rows[match["table"]] = (int(match["rows"].replace(",", "")), match["partitions"])
+    return rows
+
+
+def _expected_summary(months: list[str]) -> dict[str, tuple[int, str]]:
+    """Rows per table, and for partitioned tables the number of months that have rows ("-" for references)."""
+    expected = {}
+    for table, rows in expected_counts(months).items():
+        schema, name = table.split(".")
+        months_with_rows = sum(1 for month in months if expected_counts([month])[table])
+        expected[f"{schema}/{name}"] = (
+            rows,
+            "-" if name in _REFERENCE_TABLES and schema != "quarantine" else str(months_with_rows),
+        )
+    return expected
+
+
+def test_run_one_partition_prints_the_summary(data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = settings_for("dev", data_root)
+    write_landing(settings.landing_dir, ["2013-01", "2013-02"])
+
+    assert main(["run", "2013-01"]) == 0
+    out = capsys.readouterr().out
+    [run_line] = [m for m in map(_RUN_LINE.match, out.splitlines()) if m]
+    assert (run_line["partition"], run_line["status"]) == ("2013-01", "ok")
+    assert int(run_line["passed"]) >= int(run_line["total"]) - 1  # only freshness may warn: 2013-12 is missing
+    assert "error" not in out
+    assert _summary(out) == _expected_summary(["2013-01"])
+    assert _summary(out)["core/flights"] == (6, "1")
+    assert _summary(out)["quarantine/flights"] == (1, "1")
+    assert (settings.dagster_home / "dagster.yaml").is_file()  # the run is recorded in the environment's instance
+    assert settings.warehouse_path.is_file()
+
+    assert main(["summary"]) == 0
+    assert _summary(capsys.readouterr().out) == _expected_summary(["2013-01"])
+
+
+def test_run_with_a_missing_landing_file_returns_1_and_names_it(
+    data_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = settings_for("dev", data_root)
+    write_landing(settings.landing_dir, ["2013-01"])
+    missing = weather_file(settings.landing_dir, "2013-01")
+    missing.unlink()
+
+    assert main(["run", "2013-01"]) == 1
+    out = capsys.readouterr().out
+    lines = [line.strip() for line in out.splitlines()]
+    [run_line] = [m for m in map(_RUN_LINE.match, out.splitlines()) if m]
+    assert run_line["status"] == "FAILED"
+    assert "error raw__weather: raw/weather: landed_file_readable" in lines
+    assert (
+        f"ERROR raw/weather landed_file_readable: missing landing file {missing}: "
+        "expected the landed file for partition 2013-01; run `dataops land` first"
+    ) in lines
+    summary = _summary(out)
+    assert "core/flights" not in summary and "raw/weather" not in summary
+    assert summary["raw/flights"] == (6 + 1, "1")
+
+
+def test_run_of_an_unknown_partition_returns_2(data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "2099-01"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "dataops: unknown partition(s) 2099-01; expected YYYY-MM in 2013"
+    assert captured.out == ""
+    assert list(data_root.iterdir()) == []  # nothing ran, nothing was created
+
+
+def test_unknown_environment_returns_2_and_lists_the_valid_ones(
+    data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(environments.ENV_VAR, "qa")
+    assert main(["run", "2013-01"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (
+        "dataops: DATAOPS_ENV='qa' is not a known environment; expected one of: dev, stage, prod"
+    )
+    assert list(data_root.iterdir()) == []
