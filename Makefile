@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run ui test lint bench lock clean
+.PHONY: install run ui test lint bench build lock clean
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: lint
 ## bench: the full year in stage, then 10x, beside a plain pandas script
 bench: install
 	$(BIN)/python benchmarks/bench.py
+
+## build: wheel + sdist + manifest.json in dist/ (the artifact CD deploys)
+build: install
+	$(BIN)/dataops build --out dist
 
 ## lock: refresh requirements.lock from requirements.in
 lock: install

@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from dataops_assets.deploy.cli import register as register_deploy
 from dataops_assets.environments import Settings, UnknownEnvironmentError, current_settings
 from dataops_assets.landing import MONTH_KEYS
 
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="the Dagster UI on 127.0.0.1 over workspace.yaml")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
+
+    register_deploy(commands)
     return parser
 
 

@@ -36,7 +36,13 @@ from dataops_assets.deploy.processes import (
     wait_for_port,
     wait_port_free,
 )
-from dataops_assets.deploy.webserver import GateTimeoutError, LocationLoadError, WebserverClient, WebserverError
+from dataops_assets.deploy.webserver import (
+    GateTimeoutError,
+    LocationLoadError,
+    WebserverClient,
+    WebserverError,
+    code_server_executable,
+)
 from dataops_assets.environments import DATA_ROOT_VAR, ENV_VAR
 
 Log = Callable[[str], None]
@@ -233,9 +239,10 @@ def activate(
 ) -> None:
     """Restart the code server from the release's venv and reload the location until it is LOADED from it."""
     start_code_server(env, config, release)
-    state = client.wait_loaded(config.location_name, config.load_timeout_s)
-    if state.environment_path and not Path(state.environment_path).resolve().is_relative_to(release.path.resolve()):
-        raise LocationLoadError(f"{config.location_name} loaded from {state.environment_path}, not from {release.path}")
+    client.wait_loaded(config.location_name, config.load_timeout_s)
+    served = code_server_executable(config.code_server_port)
+    if served is None or not Path(served).is_relative_to(release.path):
+        raise LocationLoadError(f"{config.location_name} is served by {served}, not by {release.python}")
     log(f"  location {config.location_name} reloaded: LOADED from {release.path.name}")
 
 
@@ -323,15 +330,13 @@ def status(root: Path) -> list[dict[str, Any]]:
         config = env.config()
         current = env.current()
         records = env.audit_records()
-        live = next(
-            (
-                r
-                for r in reversed(records)
-                if current and r.get("sha256") == current.sha256 and r.get("status") == "succeeded"
-            ),
-            None,
-        )
-        gate = (live or {}).get("gate") or {}
+        # `since`: when the current release last went live (a deploy, promote or rollback); its gate result: the
+        # latest gate it passed in this environment (a rollback reinstates a release without re-running it).
+        live_records = [
+            r for r in records if current and r.get("sha256") == current.sha256 and r.get("status") == "succeeded"
+        ]
+        live = live_records[-1] if live_records else None
+        gate: dict[str, Any] = next((r["gate"] for r in reversed(live_records) if r.get("gate")), {})
         try:
             WebserverClient(config.webserver_port, timeout_s=3).ping()
             webserver = "up"
@@ -357,11 +362,11 @@ def status(root: Path) -> list[dict[str, Any]]:
 def format_status(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no environment is initialised; run `dataops env init --env dev`"
-    lines = [f"{'env':<6} {'version':<40} {'since':<26} {'gate':<28} {'code server':<12} {'webserver':<10} last event"]
+    lines = [f"{'env':<6} {'version':<40} {'since':<26} {'gate':<34} {'code server':<12} {'webserver':<10} last event"]
     for row in rows:
         gate = "-" if row["gate"] is None else f"{row['gate']} {'passed' if row['gate_passed'] else 'FAILED'}"
         lines.append(
-            f"{row['env']:<6} {row['version'] or '-':<40} {row['since'] or '-':<26} {gate:<28} "
+            f"{row['env']:<6} {row['version'] or '-':<40} {row['since'] or '-':<26} {gate:<34} "
             f"{row['code_server']:<12} {row['webserver']:<10} {row['last_event'] or '-'}"
         )
     return "\n".join(lines)

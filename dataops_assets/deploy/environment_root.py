@@ -292,8 +292,17 @@ def instance_yaml(config: EnvironmentConfig) -> str:
         "  class: DefaultRunLauncher",
     ]
     if config.postgres_url:
-        lines += ["storage:", "  postgres:", f"    postgres_url: {json.dumps(config.postgres_url)}"]
+        lines += ["storage:", "  postgres:", f"    postgres_url: {json.dumps(sqlalchemy_url(config.postgres_url))}"]
     return "\n".join(lines) + "\n"
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Name the driver: SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, while the lock installs
+    psycopg2-binary (what dagster-postgres depends on)."""
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg2://" + url[len(bare) :]
+    return url
 
 
 def workspace_yaml(config: EnvironmentConfig) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from dataops_assets.deploy.environment_root import EnvironmentConfig, EnvironmentRoot, Release
-from dataops_assets.deploy.webserver import GateTimeoutError, RunOutcome, WebserverClient
+from dataops_assets.deploy.webserver import GateTimeoutError, RunOutcome, WebserverClient, code_server_executable
 from dataops_assets.environments import DATA_ROOT_VAR, ENV_VAR
 from dataops_assets.landing import MONTH_KEYS, flights_file, reference_file, weather_file
 
@@ -240,12 +240,13 @@ def post_release_check(
     """Read-only: nothing is launched or written."""
     result = GateResult(gate="prod-post-release")
     state = client.location(config.location_name)
-    result.details["environment_path"] = state.environment_path
     if state.status != "LOADED" or state.error:
         result.fail(f"location {config.location_name} is {state.status}: {state.error or 'not loaded'}")
         return result
-    if not _serves(state.environment_path, release):
-        result.fail(f"location {config.location_name} runs {state.environment_path}, not {release.python}")
+    served = code_server_executable(config.code_server_port)
+    result.details["code_server_python"] = served
+    if served is None or not Path(served).is_relative_to(release.path):
+        result.fail(f"location {config.location_name} is served by {served}, not by {release.python}")
     jobs = client.job_names(config.location_name)
     if JOB not in jobs:
         result.fail(f"job {JOB} is missing from {config.location_name} (jobs: {', '.join(jobs) or 'none'})")
@@ -261,9 +262,3 @@ def post_release_check(
         result.fail("no blocking checks are declared: staging would publish unchecked data")
     reconcile_marts(env.warehouse_path, result, months=list(MONTH_KEYS), required=False)
     return result
-
-
-def _serves(environment_path: str | None, release: Release) -> bool:
-    if not environment_path:
-        return False
-    return Path(environment_path).parent.parent.resolve() == release.python.parent.parent.resolve()

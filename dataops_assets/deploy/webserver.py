@@ -96,7 +96,8 @@ class WebserverClient:
         data = self.query(
             "query($name: String!) { workspaceLocationEntryOrError(name: $name) { __typename"
             " ... on WorkspaceLocationEntry { name loadStatus locationOrLoadError { __typename"
-            " ... on RepositoryLocation { environmentPath } ... on PythonError { message } } }"
+            " ... on RepositoryLocation { environmentPath } ... on PythonError { message"
+            " causes { className message } } } }"
             " ... on PythonError { message } } }",
             {"name": name},
         )
@@ -105,7 +106,12 @@ class WebserverClient:
             message = (entry or {}).get("message", "not in the workspace")
             raise LocationLoadError(f"code location {name}: {message}")
         loaded = entry["locationOrLoadError"] or {}
-        error = loaded.get("message") if loaded.get("__typename") == "PythonError" else None
+        error = None
+        if loaded.get("__typename") == "PythonError":
+            # the root cause (e.g. the exception raised by the definitions module) says more than the wrapper
+            causes = loaded.get("causes") or []
+            root = causes[-1] if causes else None
+            error = f"{root['className']}: {root['message']}" if root else loaded.get("message")
         return LocationState(entry["name"], entry["loadStatus"], error, loaded.get("environmentPath"))
 
     def wait_loaded(self, name: str, timeout_s: float) -> LocationState:
@@ -240,6 +246,19 @@ class WebserverClient:
             if not connection["hasMore"]:
                 break
         return RunOutcome(run_id, status, partition, tuple(evaluations), tuple(failures))
+
+
+def code_server_executable(port: int, host: str = "127.0.0.1") -> str | None:
+    """The interpreter the code server behind the workspace entry runs (its ``ListRepositories`` answer): the
+    webserver's GraphQL reports no path for gRPC locations, so this is how a deploy proves which release is served."""
+    from dagster._grpc.client import DagsterGrpcClient  # noqa: PLC0415 - a private module, used only here
+
+    try:
+        answer = json.loads(DagsterGrpcClient(port=port, host=host).list_repositories())
+    except Exception as error:  # the gRPC client raises DagsterUserCodeUnreachableError and friends
+        raise LocationLoadError(f"code server {host}:{port} does not answer: {error}") from None
+    path = answer.get("executable_path")
+    return str(path) if path else None
 
 
 def _first_line(text: str | None) -> str:

@@ -1,0 +1,296 @@
+"""End to end on 127.0.0.1: build the artifact once, deploy it dev → stage → prod through the webservers' GraphQL
+API, and check that a failing gate, a location that does not load and a bad artifact leave the environment on its
+previous release.
+
+The test starts and stops everything itself, each by process id: a PostgreSQL cluster in a temporary folder
+(Debian's ``postgresql`` package; as the ``postgres`` user when run as root), one webserver per environment and
+the code servers the deploys start. It is skipped, saying why, only when the PostgreSQL binaries are missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from dataops_assets.deploy import deploy as operations
+from dataops_assets.deploy.artifact import ArtifactError, Manifest, build_artifact, verify_artifact
+from dataops_assets.deploy.environment_root import DeployLockedError, EnvironmentRoot
+from dataops_assets.deploy.processes import stop
+from dataops_assets.deploy.services import start_webserver, stop_services
+from dataops_assets.deploy.webserver import WebserverClient, code_server_executable
+from dataops_assets.environments import UnknownEnvironmentError
+
+T = TypeVar("T")
+PROJECT = Path(__file__).resolve().parents[1]
+BROKEN_CHECK = """
+
+# --- added by test_deploy_e2e: a blocking check that always fails, so the gate must fail ---
+import dagster as _dg
+
+from dataops_assets.assets.partitions import MONTHLY as _MONTHLY
+
+
+@_dg.asset_check(asset=_dg.AssetKey(["staging", "flights"]), blocking=True, partitions_def=_MONTHLY)
+def deliberately_broken() -> _dg.AssetCheckResult:
+    return _dg.AssetCheckResult(passed=False, description="deliberately broken suite")
+
+
+defs = _dg.Definitions.merge(defs, _dg.Definitions(asset_checks=[deliberately_broken]))
+"""
+BROKEN_IMPORT = '\n\nraise RuntimeError("deliberately broken definitions")\n'
+
+
+def _postgres_bin() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return candidates[-1].parent if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Postgres:
+    port: int
+    data_dir: Path
+    bin_dir: Path
+    as_user: list[str]
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are missing: `apt-get install -y postgresql` (see .ci/run)")
+    # Not under pytest's tmp folder: that is private to the current user, and postgres refuses to run as root.
+    base = Path(tempfile.mkdtemp(prefix="dataops-e2e-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(base, user="postgres")
+    data_dir = base / "data"
+    server = Postgres(_free_port(), data_dir, bin_dir, as_user)
+    subprocess.run(
+        [*as_user, str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    options = f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories={base}"
+    subprocess.run(
+        [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", options, "-l", str(base / "log"), "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    postmaster_pid = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
+    try:
+        for database in ("dataops_stage", "dataops_prod"):
+            subprocess.run(
+                [
+                    *as_user,
+                    str(bin_dir / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(server.port),
+                    "-U",
+                    "postgres",
+                    database,
+                ],
+                check=True,
+                capture_output=True,
+            )
+        yield server
+    finally:
+        # pg_ctl's fast shutdown is SIGINT to the postmaster; fall back to SIGKILL by its pid.
+        subprocess.run(
+            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-m", "fast", "-w", "-t", "20", "stop"],
+            check=False,
+            capture_output=True,
+        )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(postmaster_pid, signal.SIGKILL)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@dataclass
+class Artifacts:
+    good: Path
+    good2: Path
+    broken_gate: Path
+    broken_import: Path
+
+
+def _build_variant(tmp: Path, name: str, version: str, append: str) -> Path:
+    tree = tmp / f"tree-{name}"
+    shutil.copytree(PROJECT / "dataops_assets", tree / "dataops_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    for file in ("pyproject.toml", "README.md", "requirements.lock", "workspace.yaml"):
+        if (PROJECT / file).is_file():
+            shutil.copy2(PROJECT / file, tree / file)
+    definitions = tree / "dataops_assets" / "definitions.py"
+    definitions.write_text(definitions.read_text() + append)
+    _, wheel = build_artifact(tree, tmp / f"dist-{name}", version=version)
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
+    tmp = tmp_path_factory.mktemp("artifacts")
+    manifest, good = build_artifact(PROJECT, tmp / "dist")
+    assert {f.name for f in manifest.files} == {good.name, good.name.replace("-py3-none-any.whl", ".tar.gz")}
+    return Artifacts(
+        good=good,
+        good2=_build_variant(tmp, "good2", "0.0.2.dev1+e2e", ""),
+        broken_gate=_build_variant(tmp, "broken-gate", "0.0.3.dev1+brokengate", BROKEN_CHECK),
+        broken_import=_build_variant(tmp, "broken-import", "0.0.4.dev1+brokenimport", BROKEN_IMPORT),
+    )
+
+
+@pytest.fixture(scope="module")
+def environments(tmp_path_factory: pytest.TempPathFactory, postgres: Postgres) -> Iterator[Path]:
+    """dev (SQLite), stage and prod (PostgreSQL) under one root, each with its own webserver on 127.0.0.1."""
+    root = tmp_path_factory.mktemp("environments")
+    envs = [EnvironmentRoot(root, name) for name in ("dev", "stage", "prod")]
+    for env in envs:
+        env.init(
+            webserver_port=_free_port(),
+            code_server_port=_free_port(),
+            postgres_url=None if env.name == "dev" else postgres.url(f"dataops_{env.name}"),
+            # stage's gate is the full year by default; one full month keeps the test within minutes
+            gate_partitions=("2013-01",) if env.name != "prod" else None,
+            gate_timeout_s=300,
+        )
+    pids: list[int] = []
+    try:
+        for env in envs:
+            pids.append(start_webserver(env))
+        yield root
+    finally:
+        for env in envs:
+            stop_services(env)
+        for pid in pids:
+            stop(pid)
+
+
+def _served_release(root: Path, env_name: str) -> str:
+    """The release behind the webserver's location: LOADED in the webserver, and the code server at the
+    workspace's port runs the release's interpreter (``releases/<version>/venv/bin/python``)."""
+    env = EnvironmentRoot(root, env_name)
+    state = WebserverClient(env.config().webserver_port).location(env.config().location_name)
+    assert state.status == "LOADED" and state.error is None, state
+    served = code_server_executable(env.config().code_server_port)
+    assert served is not None
+    return Path(served).parents[2].name
+
+
+def test_artifact_manifest_rejects_corruption(artifacts: Artifacts, tmp_path: Path) -> None:
+    verified = verify_artifact(artifacts.good)
+    assert verified.version == Manifest.read(artifacts.good.with_name("manifest.json")).version
+    corrupted = tmp_path / artifacts.good.name
+    data = bytearray(artifacts.good.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    corrupted.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="corrupted"):
+        verify_artifact(corrupted, artifacts.good.with_name("manifest.json"))
+    with pytest.raises(ArtifactError, match="not listed"):
+        verify_artifact(artifacts.good2, artifacts.good.with_name("manifest.json"))
+
+
+def test_promotion_path_end_to_end(artifacts: Artifacts, environments: Path, tmp_path: Path) -> None:
+    root = environments
+    dev, stage, prod = (EnvironmentRoot(root, name) for name in ("dev", "stage", "prod"))
+    good = verify_artifact(artifacts.good)
+    log: list[str] = []
+    timings: dict[str, float] = {}
+
+    def timed(name: str, action: Callable[[], T]) -> T:
+        started = time.monotonic()
+        try:
+            return action()
+        finally:
+            timings[name] = round(time.monotonic() - started, 1)
+
+    # Bad input that changes nothing.
+    with pytest.raises(UnknownEnvironmentError, match="qa"):
+        operations.deploy(root, "qa", artifacts.good, log=log.append)
+    corrupted = tmp_path / artifacts.good.name
+    corrupted.write_bytes(artifacts.good.read_bytes()[:-10])
+    with pytest.raises(operations.DeployError, match="corrupted"):
+        operations.deploy(root, "dev", corrupted, artifacts.good.with_name("manifest.json"), log=log.append)
+    with dev.lock("test holds it"), pytest.raises(DeployLockedError, match="in progress"):
+        operations.deploy(root, "dev", artifacts.good, log=log.append)
+    unreachable = EnvironmentRoot(tmp_path / "elsewhere", "dev")
+    unreachable.init(webserver_port=_free_port(), code_server_port=_free_port())
+    with pytest.raises(operations.DeployError, match="not reachable"):
+        operations.deploy(unreachable.root, "dev", artifacts.good, log=log.append)
+    assert dev.current() is None
+
+    # dev: the smoke gate on one sampled partition, through GraphQL.
+    report = timed("deploy dev", lambda: operations.deploy(root, "dev", artifacts.good, log=log.append))
+    assert report.outcome == "succeeded" and report.gate is not None and report.gate.passed, report
+    assert report.gate.runs[0]["status"] == "SUCCESS" and report.gate.runs[0]["checks_total"] > 0
+    assert "staging/flights/quarantine_share" in report.gate.details["blocking_checks"]
+    assert _served_release(root, "dev") == good.version
+    timed("deploy dev v2", lambda: operations.deploy(root, "dev", artifacts.good2, log=log.append))
+    assert _served_release(root, "dev") == "0.0.2.dev1+e2e"
+
+    # A gate that fails: rolled back to the previous release, which the webserver serves again.
+    with pytest.raises(operations.DeployFailedError, match="deliberately_broken") as failed:
+        timed("failed gate + rollback", lambda: operations.deploy(root, "dev", artifacts.broken_gate, log=log.append))
+    assert "rolled back to 0.0.2.dev1+e2e" in str(failed.value)
+    assert dev.current() is not None and dev.current().version == "0.0.2.dev1+e2e"  # type: ignore[union-attr]
+    assert _served_release(root, "dev") == "0.0.2.dev1+e2e"
+    last = dev.audit_records()[-1]
+    assert last["status"] == "rolled_back" and any("deliberately_broken" in f for f in last["failures"])
+
+    # A location that fails to load: rolled back as well.
+    with pytest.raises(operations.DeployFailedError, match="deliberately broken definitions"):
+        timed("failed load + rollback", lambda: operations.deploy(root, "dev", artifacts.broken_import, log=log.append))
+    assert _served_release(root, "dev") == "0.0.2.dev1+e2e"
+
+    # `dataops rollback`: back to the first good release.
+    timed("rollback dev", lambda: operations.rollback(root, "dev", log=log.append))
+    assert dev.current().version == good.version  # type: ignore[union-attr]
+    assert _served_release(root, "dev") == good.version
+
+    # stage: the same artifact, promoted; business validation includes the mart/core reconciliation.
+    report = timed("promote dev→stage", lambda: operations.promote(root, "dev", "stage", log=log.append))
+    assert report.sha256 == good.sha256 and report.gate is not None and report.gate.passed, report
+    reconciliation = report.gate.details["reconciliation"]
+    assert reconciliation["mismatches"] == 0 and reconciliation["flights"] > 25_000, reconciliation
+    assert _served_release(root, "stage") == good.version
+
+    # prod: refuses an artifact that never passed stage, accepts the one that did.
+    with pytest.raises(operations.DeployError, match="no passed stage gate"):
+        operations.deploy(root, "prod", artifacts.good2, log=log.append)
+    assert prod.current() is None
+    report = timed("promote stage→prod", lambda: operations.promote(root, "stage", "prod", log=log.append))
+    assert report.gate is not None and report.gate.gate == "prod-post-release" and report.gate.passed, report
+    assert report.gate.runs == []  # read-only: nothing launched in prod
+    assert _served_release(root, "prod") == good.version
+
+    rows = {row["env"]: row for row in operations.status(root)}
+    assert {name: rows[name]["version"] for name in rows} == dict.fromkeys(("dev", "stage", "prod"), good.version)
+    assert all(row["gate_passed"] and row["code_server"] == "up" for row in rows.values()), rows
+    print("\n" + operations.format_status(list(rows.values())))
+    print("timings (s):", timings)
+    assert stage.audit_records()[-1]["status"] == "succeeded"

@@ -1,0 +1,82 @@
+"""Fast checks of the deploy building blocks, without services: layout, audit log, lock, instance config, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from dataops_assets.deploy.artifact import ArtifactError, wheel_version
+from dataops_assets.deploy.cli import register
+from dataops_assets.deploy.environment_root import (
+    DeployLockedError,
+    EnvironmentNotReadyError,
+    EnvironmentRoot,
+    sqlalchemy_url,
+)
+from dataops_assets.environments import UnknownEnvironmentError
+
+
+def test_environment_root_layout_and_instance_config(tmp_path: Path) -> None:
+    dev = EnvironmentRoot(tmp_path, "dev")
+    config = dev.init(webserver_port=3111, code_server_port=4111)
+    assert config.location_name == "dataops-dev" and config.gate_partitions == ("2013-01",)
+    yaml = (dev.dagster_home / "dagster.yaml").read_text()
+    assert "DefaultRunCoordinator" in yaml and "postgres" not in yaml
+    workspace = dev.workspace_file.read_text()
+    assert "host: 127.0.0.1" in workspace and "port: 4111" in workspace and "location_name: dataops-dev" in workspace
+    assert dev.dagster_home == tmp_path / "dev" / "dagster_home"  # Settings.env_dir with data root = the root
+    assert dev.config() == config
+
+    stage = EnvironmentRoot(tmp_path, "stage")
+    with pytest.raises(EnvironmentNotReadyError, match="postgres"):
+        stage.init()
+    stage.init(postgres_url="postgresql://dagster@127.0.0.1:5432/dataops_stage")
+    assert (
+        "postgresql+psycopg2://dagster@127.0.0.1:5432/dataops_stage"
+        in (stage.dagster_home / "dagster.yaml").read_text()
+    )
+    assert len(stage.config().gate_partitions) == 12
+
+
+def test_unknown_and_uninitialised_environments(tmp_path: Path) -> None:
+    with pytest.raises(UnknownEnvironmentError, match="qa"):
+        EnvironmentRoot(tmp_path, "qa")
+    with pytest.raises(EnvironmentNotReadyError, match="dataops env init --env prod"):
+        EnvironmentRoot(tmp_path, "prod").config()
+
+
+def test_audit_log_is_appended_and_lock_is_exclusive(tmp_path: Path) -> None:
+    env = EnvironmentRoot(tmp_path, "dev")
+    env.init()
+    env.append_audit("deploy", "succeeded", version="1", sha256="a")
+    env.append_audit("deploy", "rolled_back", version="2", sha256="b", failures=["x"])
+    assert [r["status"] for r in env.audit_records()] == ["succeeded", "rolled_back"]
+    assert all(json.loads(line)["env"] == "dev" for line in env.audit_log.read_text().splitlines())
+    with env.lock("first"), pytest.raises(DeployLockedError, match="in progress"), env.lock("second"):
+        pass
+    with env.lock("after release"):
+        pass
+
+
+def test_sqlalchemy_url_names_the_installed_driver() -> None:
+    assert sqlalchemy_url("postgres://u@h/d") == "postgresql+psycopg2://u@h/d"
+    assert sqlalchemy_url("postgresql+psycopg2://u@h/d") == "postgresql+psycopg2://u@h/d"
+
+
+def test_wheel_version_from_file_name() -> None:
+    assert wheel_version(Path("dataops_assets-0.1.0+g1-py3-none-any.whl")) == "0.1.0+g1"
+    with pytest.raises(ArtifactError):
+        wheel_version(Path("dataops_assets.tar.gz"))
+
+
+def test_cli_register_adds_the_subcommands() -> None:
+    parser = argparse.ArgumentParser(prog="dataops")
+    register(parser.add_subparsers(required=True))
+    args = parser.parse_args(["deploy", "--env", "stage", "--artifact", "dist/x.whl"])
+    assert args.env == "stage" and args.artifact == Path("dist/x.whl") and callable(args.handler)
+    args = parser.parse_args(["promote", "--from", "stage", "--to", "prod"])
+    assert (args.source, args.target) == ("stage", "prod")
+    assert parser.parse_args(["status"]).handler(None, parser.parse_args(["status", "--root", "/nonexistent"])) == 0
