@@ -12,6 +12,8 @@ from pathlib import Path
 from dataops_assets.deploy.cli import register as register_deploy
 from dataops_assets.environments import Settings, UnknownEnvironmentError, current_settings
 from dataops_assets.landing import MONTH_KEYS
+from dataops_assets.observability.cli import register as register_observability
+from dataops_assets.observability.logging import configure_cli_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UnknownEnvironmentError as error:
         print(f"dataops: {error}", file=sys.stderr)
         return 2
+    configure_cli_logging(settings)
     result: int = args.handler(settings, args)
     return result
 
@@ -49,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     ui.set_defaults(handler=_ui)
 
     register_deploy(commands)
+    register_observability(commands)
     return parser
 
 

@@ -9,6 +9,7 @@ from dataops_assets.assets.marts import mart_assets
 from dataops_assets.assets.raw import raw_assets
 from dataops_assets.assets.staging import staging_assets
 from dataops_assets.environments import Settings, current_settings
+from dataops_assets.observability import observability_resources, observability_sensors, run_loggers
 from dataops_assets.orchestration import jobs, schedules, sensors
 from dataops_assets.quality.native import native_checks
 from dataops_assets.resources import build_resources
@@ -19,9 +20,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=[*raw_assets, *staging_assets, *core_assets, *mart_assets],
         jobs=jobs,
         schedules=schedules,
-        sensors=sensors,
+        sensors=[*sensors, *observability_sensors],
         asset_checks=[*native_checks(settings)],
-        resources=build_resources(settings),
+        resources={**build_resources(settings), **observability_resources(settings)},
+        loggers=run_loggers(settings),
     )
 
 

@@ -12,6 +12,9 @@ from dataops_assets.resources import LandingZone
 flights_pipeline = dg.define_asset_job(
     name="flights_pipeline",
     selection=dg.AssetSelection.all(),
+    # Runs launched from the UI, the schedule or the sensor log through the environment's console logger
+    # (JSON lines in stage and prod); an explicit run config, like the runner's, overrides this.
+    config={"loggers": {"console": {"config": {"log_level": "DEBUG"}}}},
     description="The whole flow for one month: landing file → raw → staging (+ quarantine) → core → marts.",
 )
 

@@ -10,10 +10,13 @@ import duckdb
 
 from dataops_assets.environments import Settings
 from dataops_assets.instance import open_instance
+from dataops_assets.observability.runs import RUNNER_TAGS, observe_in_process
 
 JOB_NAME = "flights_pipeline"
 # The full event log still goes to the instance (and the UI); the terminal gets the summary printed by the CLI.
 _QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# Stage and prod log every event as JSON lines (the ``console`` logger is the JSON one there).
+_JSON_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,13 @@ def run_partitions(defs: dg.Definitions, settings: Settings, partitions: Iterabl
     with open_instance(settings) as instance:
         for key in partitions:
             result = job.execute_in_process(
-                partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET_CONSOLE
+                partition_key=key,
+                instance=instance,
+                raise_on_error=False,
+                run_config=_JSON_CONSOLE if settings.json_logs else _QUIET_CONSOLE,
+                tags=RUNNER_TAGS,
             )
+            observe_in_process(defs, settings, instance, result.run_id)  # ops records and lineage; never raises
             checks = [_check_outcome(evaluation) for evaluation in result.get_asset_check_evaluations()]
             outcomes.append(PartitionOutcome(key, result.run_id, result.success, _step_errors(result), checks))
     return outcomes
@@ -85,7 +93,8 @@ def summarize_warehouse(settings: Settings) -> list[TableSummary]:
         return []
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
         tables = connection.execute(
-            "select table_schema, table_name from information_schema.tables order by table_schema, table_name"
+            "select table_schema, table_name from information_schema.tables where table_schema <> 'ops'"
+            " order by table_schema, table_name"
         ).fetchall()
         return [_summarize(connection, schema, table) for schema, table in tables]
 
