@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 
+from dataops_assets.assets.measure import Stopwatch
 from dataops_assets.assets.partitions import MONTHLY
 from dataops_assets.transforms.core import enrich_flights
 
@@ -34,16 +35,17 @@ def core_flights(
     airlines: pd.DataFrame,
     airports: pd.DataFrame,
 ) -> dg.Output[pd.DataFrame]:
+    stopwatch = Stopwatch()
     enriched = enrich_flights(flights, weather, planes, airlines, airports)
     return dg.Output(
         enriched,
-        metadata={
-            "rows_in": len(flights),
-            "rows_out": len(enriched),
-            "flights_without_weather": int((~enriched["has_weather"]).sum()),
-            "flights_with_unknown_plane": int((~enriched["plane_known"]).sum()),
-            "flights_to_unknown_airport": int((~enriched["dest_known"]).sum()),
-        },
+        metadata=stopwatch.metadata(
+            len(flights),
+            len(enriched),
+            flights_without_weather=int((~enriched["has_weather"]).sum()),
+            flights_with_unknown_plane=int((~enriched["plane_known"]).sum()),
+            flights_to_unknown_airport=int((~enriched["dest_known"]).sum()),
+        ),
     )
 
 

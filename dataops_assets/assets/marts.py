@@ -5,6 +5,7 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
+from dataops_assets.assets.measure import Stopwatch
 from dataops_assets.assets.partitions import MONTHLY, month_start
 from dataops_assets.transforms import marts
 
@@ -26,8 +27,9 @@ def _mart(
         description=description,
     )
     def _build(context: dg.AssetExecutionContext, core: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+        stopwatch = Stopwatch()
         mart = build(core, month_start(context))
-        return dg.Output(mart, metadata={"rows_in": len(core), "rows_out": len(mart)})
+        return dg.Output(mart, metadata=stopwatch.metadata(len(core), len(mart)))
 
     return _build
 

@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from dataops_assets import landing
+from dataops_assets.assets.measure import Stopwatch
 from dataops_assets.assets.partitions import MONTHLY, month_start
 from dataops_assets.resources import LandingZone
 from dataops_assets.transforms import flights, weather
@@ -54,6 +55,7 @@ def raw_weather(context: dg.AssetExecutionContext, landing_zone: LandingZone) ->
 
 
 def _read_month(context: dg.AssetExecutionContext, path: Path, columns: list[str]) -> Iterator[Any]:
+    stopwatch = Stopwatch()
     source = {"source_file": dg.MetadataValue.path(str(path)), "partition": context.partition_key}
     try:
         frame = landing.read_landed(path, columns, partition=context.partition_key)
@@ -62,7 +64,7 @@ def _read_month(context: dg.AssetExecutionContext, path: Path, columns: list[str
         yield dg.AssetCheckResult(check_name=FILE_CHECK, passed=False, description=str(error), metadata=source)
         return
     frame.insert(0, "_partition_month", month_start(context))
-    yield dg.Output(frame, metadata={**source, "rows_in": len(frame)})
+    yield dg.Output(frame, metadata=stopwatch.metadata(len(frame), len(frame), **source))
     yield dg.AssetCheckResult(check_name=FILE_CHECK, passed=True, metadata={**source, "rows": len(frame)})
 
 
@@ -71,9 +73,11 @@ def _reference_asset(table: str) -> dg.AssetsDefinition:
 
     @_raw_asset(table, f"The {table} reference table as landed in reference/{table}.csv, as text.", False)
     def _raw_reference(landing_zone: LandingZone) -> dg.Output[pd.DataFrame]:
+        stopwatch = Stopwatch()
         path = landing_zone.reference_file(table)
         frame = landing.read_landed(path, columns)
-        return dg.Output(frame, metadata={"source_file": dg.MetadataValue.path(str(path)), "rows_in": len(frame)})
+        source_file = dg.MetadataValue.path(str(path))
+        return dg.Output(frame, metadata=stopwatch.metadata(len(frame), len(frame), source_file=source_file))
 
     return _raw_reference
 

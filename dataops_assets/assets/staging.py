@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from dataops_assets.assets.measure import Stopwatch
 from dataops_assets.assets.partitions import MONTHLY, month_start
 from dataops_assets.quality.quarantine import quarantine_check_result, quarantine_check_spec
 from dataops_assets.resources import Environment
@@ -57,10 +58,11 @@ def _staging_asset(
         can_subset=False,
     )
     def _stage(context: dg.AssetExecutionContext, raw: pd.DataFrame, environment: Environment) -> Iterator[Any]:
+        stopwatch = Stopwatch()
         staged = stage(raw, month_start(context))
         quarantined = staged.quarantined.assign(_run_id=context.run.run_id, _quarantined_at=pd.Timestamp.now("UTC"))
         quarantined["_quarantined_at"] = quarantined["_quarantined_at"].dt.tz_localize(None)
-        counts = {"rows_in": len(raw), "rows_out": len(staged.valid), "rows_quarantined": len(quarantined)}
+        counts = stopwatch.metadata(len(raw), len(staged.valid), rows_quarantined=len(quarantined))
         yield dg.Output(staged.valid, output_name=f"{LAYER}__{subject}", metadata=counts)
         yield dg.Output(quarantined, output_name=f"quarantine__{subject}", metadata=_rule_counts(quarantined))
         yield quarantine_check_result(
@@ -105,8 +107,9 @@ def _reference_asset(table: str) -> dg.AssetsDefinition:
         description=f"The {table} reference table typed, one row per {REFERENCE_SPECS[table].key}.",
     )
     def _stage_reference(raw: pd.DataFrame) -> dg.Output[pd.DataFrame]:
+        stopwatch = Stopwatch()
         staged = stage_reference(table, raw)
-        return dg.Output(staged, metadata={"rows_in": len(raw), "rows_out": len(staged)})
+        return dg.Output(staged, metadata=stopwatch.metadata(len(raw), len(staged)))
 
     return _stage_reference
 
