@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="rows per warehouse table")
     summary.set_defaults(handler=_summary)
 
+    docs = commands.add_parser("docs", help="render Great Expectations Data Docs of the latest validations")
+    docs.set_defaults(handler=_docs)
+
     ui = commands.add_parser("ui", help="the Dagster UI on 127.0.0.1 over workspace.yaml")
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(handler=_ui)
@@ -90,6 +93,16 @@ def _summary(settings: Settings, args: argparse.Namespace) -> int:
     from dataops_assets.runner import format_summary, summarize_warehouse
 
     print(format_summary(summarize_warehouse(settings)))
+    return 0
+
+
+def _docs(settings: Settings, args: argparse.Namespace) -> int:
+    from dataops_assets.quality.gx_docs import build_data_docs_report
+
+    report = build_data_docs_report(settings)
+    for skipped in report.skipped:
+        print(f"dataops: skipped {skipped}", file=sys.stderr)
+    print(f"{report.validations} validations rendered: {report.index.as_uri()}")
     return 0
 
 

@@ -11,6 +11,7 @@ from dataops_assets.assets.staging import staging_assets
 from dataops_assets.environments import Settings, current_settings
 from dataops_assets.observability import observability_resources, observability_sensors, run_loggers
 from dataops_assets.orchestration import jobs, schedules, sensors
+from dataops_assets.quality.gx_checks import gx_asset_checks
 from dataops_assets.quality.native import native_checks
 from dataops_assets.resources import build_resources
 
@@ -21,7 +22,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         jobs=jobs,
         schedules=schedules,
         sensors=[*sensors, *observability_sensors],
-        asset_checks=[*native_checks(settings)],
+        asset_checks=[*native_checks(settings), *gx_asset_checks(settings)],
         resources={**build_resources(settings), **observability_resources(settings)},
         loggers=run_loggers(settings),
     )

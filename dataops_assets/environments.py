@@ -30,6 +30,8 @@ class Thresholds:
     mean_dep_delay_band: tuple[float, float] = (0.0, 30.0)
     cancellation_rate_band: tuple[float, float] = (0.0, 0.08)
     on_time_share_band: tuple[float, float] = (0.55, 0.95)
+    # weather rows of a month must cover this share of its hours at the three airports
+    min_weather_coverage: float = 0.95
 
 
 @dataclass(frozen=True)

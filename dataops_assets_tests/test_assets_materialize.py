@@ -59,14 +59,24 @@ def three_months(tmp_path_factory: pytest.TempPathFactory) -> ThreeMonths:
     return ThreeMonths(settings, results)
 
 
-def test_three_runs_succeed_with_every_check_passing_except_freshness(three_months: ThreeMonths) -> None:
+def test_three_runs_succeed_with_every_error_check_passing(three_months: ThreeMonths) -> None:
     for month, result in three_months.results.items():
         assert result.success, month
-        failed = {
-            (e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed
-        }
+        failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+        assert all(e.severity == dg.AssetCheckSeverity.WARN for e in failed), (month, failed)
+        names = {(e.asset_key.to_user_string(), e.check_name) for e in failed}
         # The newest month (2013-12) is never there, so the freshness check warns on every run.
-        assert failed <= {("core/flights", "freshness_check")}, (month, failed)
+        assert ("core/flights", "freshness_check") in names
+        # January and February fly to BQN, which is not in airports: the suites warn, they never block.
+        suite_warnings = names - {("core/flights", "freshness_check")}
+        if month in {"2013-01", "2013-02"}:
+            assert suite_warnings == {
+                ("staging/flights", "gx_suite"),
+                ("core/flights", "gx_suite"),
+                ("marts/route_monthly", "gx_suite"),
+            }
+        else:
+            assert suite_warnings == set(), (month, suite_warnings)
 
 
 def test_three_partitions_fill_every_table(three_months: ThreeMonths) -> None:

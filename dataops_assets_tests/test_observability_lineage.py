@@ -124,7 +124,10 @@ def test_outputs_carry_schema_row_count_and_check_results(pipeline: PipelineRun,
         TINY_ROWS["flights"]
     )
     staged = completes["staging.flights"]["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
-    assert [(a["assertion"], a["success"], a["severity"]) for a in staged] == [("quarantine_share", True, "error")]
+    assert sorted((a["assertion"], a["success"], a["severity"]) for a in staged) == [
+        ("gx_suite", True, "error"),
+        ("quarantine_share", True, "error"),
+    ]
     core = completes["core.flights"]["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
     evaluations = [
         e for e in pipeline.result.get_asset_check_evaluations() if e.asset_key == dg.AssetKey(["core", "flights"])

@@ -100,7 +100,16 @@ def temp_instance(home: Path) -> Iterator[dg.DagsterInstance]:
 TINY_MONTH = "2013-01"
 TINY_QUARANTINED = 1  # flights rows set aside by staging
 # dev allows 1 % of a month in quarantine; one of four tiny rows is 25 %, so the tiny environment allows half
-TINY_MAX_QUARANTINE_SHARE = 0.5
+# Bounds fitted to a landing of a few rows (the dev bands expect thousands of flights per month).
+TINY_BOUNDS: dict[str, Any] = {
+    "max_quarantine_share": 0.5,
+    "min_flights_per_month": 1,
+    "max_flights_per_month": 20,
+    "mean_dep_delay_band": (-60.0, 240.0),
+    "cancellation_rate_band": (0.0, 1.0),
+    "on_time_share_band": (0.0, 1.0),
+    "min_weather_coverage": 0.0,
+}
 # one line per row, in the order of the source header (transforms.*.SOURCE_COLUMNS / REFERENCE_SPECS)
 TINY_ROWS: dict[str, list[str]] = {
     "flights": [
@@ -173,7 +182,7 @@ def pipeline_run(tmp_path_factory: Any) -> PipelineRun:
 
     root = tmp_path_factory.mktemp("pipeline")
     dev = settings_for("dev", data_root=root)
-    settings = replace(dev, thresholds=replace(dev.thresholds, max_quarantine_share=TINY_MAX_QUARANTINE_SHARE))
+    settings = replace(dev, thresholds=replace(dev.thresholds, **TINY_BOUNDS))
     write_tiny_landing(settings.landing_dir)
     defs = build_definitions(settings)
     home = settings.dagster_home

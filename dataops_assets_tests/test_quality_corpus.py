@@ -86,7 +86,10 @@ def set_values(column: str, value: str, rows: int) -> Callable[[Path], None]:
 
 
 def write_bytes(content: bytes) -> Callable[[Path], None]:
-    return lambda path: path.write_bytes(content)
+    def corrupt(path: Path) -> None:
+        path.write_bytes(content)
+
+    return corrupt
 
 
 def header_line(path: Path) -> bytes:

@@ -23,7 +23,14 @@ import pandas as pd
 
 from dataops_assets.assets.partitions import MONTHLY
 from dataops_assets.environments import Settings
-from dataops_assets.quality.gx_suites import SUITES, SuiteFileError, SuiteSpec, data_docs_index, load_suite
+from dataops_assets.quality.gx_suites import (
+    SUITES,
+    SuiteFileError,
+    SuiteSpec,
+    data_docs_index,
+    load_suite,
+    partition_label,
+)
 from dataops_assets.quality.gx_validation import ExpectationOutcome, ValidationOutcome, run_suite
 
 CHECK_NAME = "gx_suite"
@@ -49,16 +56,27 @@ def gx_asset_check(
         context: dg.AssetCheckExecutionContext, data: pd.DataFrame, **references: pd.DataFrame
     ) -> dg.AssetCheckResult:
         partitioned = context.has_partition_key or context.has_partition_key_range
-        outcome = run_suite(
-            spec,
-            settings,
-            data,
-            list(context.partition_keys) if partitioned else [],
-            references=references,
-            parameter_overrides=parameter_overrides,
-            extra_meta={"dagster_run_id": context.run.run_id},
-        )
-        result = check_result(outcome, settings)
+        keys = list(context.partition_keys) if partitioned else []
+        try:
+            outcome = run_suite(
+                spec,
+                settings,
+                data,
+                keys,
+                references=references,
+                parameter_overrides=parameter_overrides,
+                extra_meta={"dagster_run_id": context.run.run_id},
+            )
+            result = check_result(outcome, settings)
+        except Exception as error:  # a bug of the bridge itself: still a failed result, never a missing one
+            context.log.exception("the GX bridge failed")
+            reason = f"the GX bridge failed: {type(error).__name__}: {error}"
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"suite": dg.MetadataValue.text(spec.name), "error": dg.MetadataValue.text(reason)},
+                description=f"{spec.name} {partition_label(keys)}: ERROR, {reason}",
+            )
         log = context.log.info if outcome.status in ("passed", "warning") else context.log.error
         log(result.description or "")
         return result
@@ -123,6 +141,7 @@ def result_metadata(outcome: ValidationOutcome, settings: Settings) -> dict[str,
         "expectations_errored": dg.MetadataValue.int(len(outcome.errored)),
         "success_percent": dg.MetadataValue.float(round(outcome.success_percent, 4)),
         "validation_seconds": dg.MetadataValue.float(round(outcome.seconds, 3)),
+        "gx_setup_seconds": dg.MetadataValue.float(round(outcome.setup_seconds, 3)),
         "data_docs": dg.MetadataValue.path(str(data_docs_index(settings))),
     }
     if outcome.result_path is not None and outcome.result_json is not None:
@@ -154,6 +173,8 @@ def _failure_metadata(failure: ExpectationOutcome) -> dict[str, Any]:
         entries[f"{prefix}.offending_values"] = dg.MetadataValue.json(
             [{"value": value, "count": count} for value, count in failure.offending_values]
         )
+    if failure.distinct_offending is not None:
+        entries[f"{prefix}.distinct_offending_values"] = dg.MetadataValue.int(failure.distinct_offending)
     if failure.offending_keys:
         entries[f"{prefix}.offending_keys"] = dg.MetadataValue.json(list(failure.offending_keys))
     if failure.details is not None:
@@ -165,11 +186,11 @@ def _failure_metadata(failure: ExpectationOutcome) -> dict[str, Any]:
 
 def _observed_metadata(value: Any) -> dg.MetadataValue:
     if isinstance(value, bool):
-        return dg.MetadataValue.bool(value)
+        return dg.MetadataValue.bool(bool(value))
     if isinstance(value, int):
-        return dg.MetadataValue.int(value)
+        return dg.MetadataValue.int(int(value))
     if isinstance(value, float):
-        return dg.MetadataValue.float(value)
+        return dg.MetadataValue.float(float(value))
     if isinstance(value, list | dict):
         return dg.MetadataValue.json(value)
     return dg.MetadataValue.text(str(value))
@@ -186,6 +207,11 @@ def describe(outcome: ValidationOutcome) -> str:
         f"({len(outcome.critical_failures)} critical, {len(outcome.warning_failures)} warning) "
         f"on {outcome.rows:,} rows."
     ]
+    if outcome.errored:
+        lines.append(
+            f"{len(outcome.errored)} expectation(s) could not be evaluated: the suite does not fit the data, "
+            "which is an ERROR whatever their severity."
+        )
     ordered = sorted(outcome.failures, key=lambda f: (f.error is None, f.severity != "critical"))
     lines += [f"- {_describe_failure(failure)}" for failure in ordered[:_DESCRIPTION_LINES]]
     if len(ordered) > _DESCRIPTION_LINES:

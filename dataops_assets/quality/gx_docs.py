@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from dataops_assets.environments import Settings
-from dataops_assets.quality.gx_suites import SUITES, SuiteFileError, data_docs_index, load_suite, validations_dir
+from dataops_assets.quality.gx_suites import SUITES, data_docs_index, load_suite, validations_dir
 from dataops_assets.quality.gx_validation import gx_context
 
 SITE_NAME = "dataops"  # GX reserves "local_site"
+_SITE_PARTS = ("index.html", "validations", "expectations", "static")
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,13 @@ def build_data_docs_report(settings: Settings) -> DocsBuild:
     )
 
     site_dir = settings.data_docs_dir
-    # Pages of earlier builds would outlive the results they showed: start the site afresh.
-    shutil.rmtree(site_dir, ignore_errors=True)
+    # Pages of earlier builds would outlive the results they showed: remove what a build writes, nothing else.
+    for part in _SITE_PARTS:
+        target = site_dir / part
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
     site_dir.mkdir(parents=True, exist_ok=True)
     # A context of its own: the site directory is per environment, and the validation store must hold only the
     # results loaded here (the process-wide context of gx_validation keeps no results).
@@ -61,8 +67,8 @@ def build_data_docs_report(settings: Settings) -> DocsBuild:
     for spec in SUITES:
         try:
             context.suites.add(gx.ExpectationSuite(**load_suite(spec.path)))
-        except (SuiteFileError, ValueError):
-            continue  # the suite page is missing; its validation pages still render
+        except Exception:  # a broken suite file loses its page; the validation pages still render
+            continue
     store = context.validation_results_store
     rendered, skipped = 0, []
     for path in sorted(validations_dir(settings).glob("*/*.json")):

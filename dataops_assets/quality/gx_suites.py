@@ -65,7 +65,7 @@ class SuiteSpec:
 SUITES: tuple[SuiteSpec, ...] = (
     SuiteSpec(("staging", "flights"), ("flight_id",), ("airlines", "airports", "planes")),
     SuiteSpec(("staging", "weather"), ("observation_id",)),
-    SuiteSpec(("core", "flights"), ("flight_id",)),
+    SuiteSpec(("core", "flights"), ("flight_id",), ("airports", "planes")),
     SuiteSpec(("marts", "carrier_monthly"), ("carrier",), ("airlines",)),
     SuiteSpec(("marts", "route_monthly"), ("origin", "dest"), ("airports",)),
 )
@@ -157,11 +157,11 @@ def partition_label(partition_keys: Sequence[str]) -> str:
     return ordered[0] if len(ordered) == 1 else f"{ordered[0]}..{ordered[-1]}"
 
 
-def weather_row_band(partition_key: str) -> tuple[int, int]:
+def weather_row_band(partition_key: str, min_coverage: float = WEATHER_MIN_COVERAGE) -> tuple[int, int]:
     """Rows a month of hourly weather at the three airports may have (the end of daylight time adds an hour)."""
     year, month = (int(part) for part in partition_key.split("-"))
     hours = calendar.monthrange(year, month)[1] * 24 * WEATHER_AIRPORTS
-    return math.floor(hours * WEATHER_MIN_COVERAGE), hours + WEATHER_AIRPORTS
+    return math.floor(hours * min_coverage), hours + WEATHER_AIRPORTS
 
 
 def suite_parameters(
@@ -195,7 +195,7 @@ def suite_parameters(
             "month_end": end.isoformat(),
             "last_month_start": last.isoformat(),
         }
-        bands = [weather_row_band(key) for key in partition_keys]
+        bands = [weather_row_band(key, thresholds.min_weather_coverage) for key in partition_keys]
         parameters |= {
             "weather_min_rows": sum(low for low, _ in bands),
             "weather_max_rows": sum(high for _, high in bands),

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from dataops_assets.environments import Settings
@@ -86,7 +87,8 @@ class ExpectationOutcome:
     unexpected_percent: float | None = None
     element_count: int | None = None
     observed_value: Any = None
-    offending_values: tuple[tuple[Any, int], ...] = ()  # distinct values with their counts, most frequent first
+    offending_values: tuple[tuple[Any, int], ...] = ()  # top distinct values with their counts, most frequent first
+    distinct_offending: int | None = None  # how many distinct values offend
     offending_keys: tuple[str, ...] = ()  # keys of offending rows (e.g. flight ids), a sample
     details: Any = None
     error: str | None = None
@@ -105,7 +107,8 @@ class ValidationOutcome:
     rows: int
     expectations: tuple[ExpectationOutcome, ...] = ()
     error: str | None = None  # set when the suite could not run at all
-    seconds: float = 0.0
+    seconds: float = 0.0  # the validation itself
+    setup_seconds: float = 0.0  # importing GX and creating the context, on the first validation of a process
     result_json: dict[str, Any] | None = field(default=None, repr=False)
     result_path: Path | None = None
     notes: tuple[str, ...] = ()
@@ -172,9 +175,18 @@ def validate_frame(
     name = str(suite.get("name") or "suite")
     started = time.perf_counter()
     try:
+        gx_context()  # the first call of a process imports GX: timed apart from the validation
+    except Exception as error:
+        return ValidationOutcome(
+            suite=name, partition=partition, rows=len(frame), error=f"Great Expectations could not start: {error}"
+        )
+    setup_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    try:
         keys = [column for column in key_columns if column in frame.columns]
         result = _run_gx(name, suite, frame, parameters, key_columns=keys, partition=partition)
         result_json = result.to_json_dict()
+        expectations = tuple(_expectation_outcome(r, key_columns) for r in result.results)
     except Exception as error:
         return ValidationOutcome(
             suite=name,
@@ -182,14 +194,15 @@ def validate_frame(
             rows=len(frame),
             error=f"the suite could not run: {type(error).__name__}: {error}",
             seconds=time.perf_counter() - started,
+            setup_seconds=setup_seconds,
         )
-    expectations = tuple(_expectation_outcome(r, key_columns) for r in result.results)
     outcome = ValidationOutcome(
         suite=name,
         partition=partition,
         rows=len(frame),
         expectations=expectations,
         seconds=time.perf_counter() - started,
+        setup_seconds=setup_seconds,
     )
     result_json["meta"]["dataops"] = {
         "partition": partition,
@@ -215,7 +228,9 @@ def _run_gx(
         import great_expectations as gx  # noqa: PLC0415 - imported above by gx_context
         from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
 
-        gx_suite = gx.ExpectationSuite(**strip_ids(dict(suite)))
+        gx_suite = gx.ExpectationSuite(
+            name=name, expectations=_gx_expectations(suite), meta=suite.get("meta"), notes=suite.get("notes")
+        )
         batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": frame})
         result_format: dict[str, Any] = {"result_format": "COMPLETE", "partial_unexpected_count": 20}
         if key_columns:
@@ -227,12 +242,35 @@ def _run_gx(
     return result
 
 
+class InvalidExpectationError(ValueError):
+    """GX cannot build an expectation of the suite (unknown type, bad kwargs)."""
+
+
+def _gx_expectations(suite: Mapping[str, Any]) -> list[Any]:
+    """The suite's expectations as GX objects. ``gx.ExpectationSuite`` would log and silently drop the ones it
+    cannot build (a typo in a type name would pass as a smaller suite): here they stop the suite, named."""
+    from great_expectations.expectations.expectation_configuration import (  # noqa: PLC0415 - GX is loaded
+        ExpectationConfiguration,
+    )
+
+    built, problems = [], []
+    for position, raw in enumerate(strip_ids(list(suite.get("expectations") or []))):
+        label = (raw.get("meta") or {}).get("name") or f"expectation {position} ({raw.get('type')})"
+        try:
+            built.append(ExpectationConfiguration(**raw).to_domain_obj())
+        except Exception as error:
+            problems.append(f"{label}: {getattr(error, 'message', None) or error}")
+    if problems:
+        raise InvalidExpectationError("Great Expectations cannot build " + "; ".join(problems))
+    return built
+
+
 def _expectation_outcome(result: Any, key_columns: Sequence[str]) -> ExpectationOutcome:
     config = result.expectation_config
     kwargs = dict(config.kwargs)
     details: dict[str, Any] = dict(result.result or {})
     error = _exception_message(result.exception_info)
-    unexpected = details.get("unexpected_list") or []
+    counts = _value_counts(_offending_values(details, kwargs.get("column")))
     return ExpectationOutcome(
         name=str((config.meta or {}).get("name") or config.type),
         expectation_type=str(config.type),
@@ -243,7 +281,8 @@ def _expectation_outcome(result: Any, key_columns: Sequence[str]) -> Expectation
         unexpected_percent=_float_or_none(details.get("unexpected_percent")),
         element_count=_int_or_none(details.get("element_count")),
         observed_value=_plain(details.get("observed_value")),
-        offending_values=_value_counts(unexpected),
+        offending_values=tuple(counts.most_common(SAMPLE_SIZE)),
+        distinct_offending=len(counts) if counts else None,
         offending_keys=_offending_keys(details.get("unexpected_index_list") or [], key_columns),
         details=_plain(details.get("details")),
         error=error,
@@ -276,15 +315,24 @@ def _exception_message(info: Any) -> str | None:
     return "; ".join(dict.fromkeys(messages)) or None
 
 
-def _value_counts(values: Sequence[Any]) -> tuple[tuple[Any, int], ...]:
-    """Distinct non-null offending values with their counts, most frequent first, at most ``SAMPLE_SIZE``."""
+def _offending_values(details: Mapping[str, Any], column: Any) -> list[Any]:
+    """Every offending value: GX caps ``unexpected_list`` at 200 even in COMPLETE format, but not the index list,
+    whose entries carry the column's value beside the key columns."""
+    index_list = details.get("unexpected_index_list") or []
+    if column and index_list and all(isinstance(entry, Mapping) and column in entry for entry in index_list):
+        return [entry[column] for entry in index_list]
+    return list(details.get("unexpected_list") or [])
+
+
+def _value_counts(values: Sequence[Any]) -> Counter[Any]:
+    """Distinct non-null offending values with their counts."""
     counts: Counter[Any] = Counter()
     for value in values:
         plain = _plain(value)
         if plain is None:
             continue
         counts[plain if isinstance(plain, str | int | float | bool) else json.dumps(plain, default=str)] += 1
-    return tuple(counts.most_common(SAMPLE_SIZE))
+    return counts
 
 
 def _offending_keys(index_list: Sequence[Any], key_columns: Sequence[str]) -> tuple[str, ...]:
@@ -303,8 +351,8 @@ def _plain(value: Any) -> Any:
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set):
         return [_plain(item) for item in value]
-    if hasattr(value, "item") and not isinstance(value, bool | str | int | float):
-        value = value.item()  # numpy scalar
+    if isinstance(value, np.generic):
+        value = value.item()  # numpy scalars, including np.float64, which passes for a float
     if isinstance(value, float) and math.isnan(value):
         value = None
     elif isinstance(value, dt.datetime | dt.date):
@@ -350,6 +398,7 @@ def persist_result(outcome: ValidationOutcome, directory: Path) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(outcome.result_json, handle, default=str, indent=1)
+        Path(tmp).chmod(0o644)  # mkstemp makes it private; Data Docs and people read it
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,219 @@
+"""The GX checks in Dagster: one result per partition, ERROR blocks downstream, WARN does not; lazy GX import."""
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from dataops_assets.assets.core import core_assets
+from dataops_assets.assets.marts import mart_assets
+from dataops_assets.assets.partitions import MONTHLY
+from dataops_assets.assets.raw import raw_assets
+from dataops_assets.assets.staging import staging_assets
+from dataops_assets.definitions import build_definitions
+from dataops_assets.environments import Settings
+from dataops_assets.quality.gx_checks import CHECK_NAME, gx_asset_checks
+from dataops_assets.quality.gx_docs import build_data_docs, build_data_docs_report
+from dataops_assets.quality.gx_suites import SUITES, SuiteSpec
+from dataops_assets.resources import build_resources
+from dataops_assets_tests.test_quality_gx_support import (
+    FLIGHT_ROWS,
+    MONTH,
+    SMALL_PARAMETERS,
+    small_settings,
+    write_small_landing,
+)
+
+ASSETS = [*raw_assets, *staging_assets, *core_assets, *mart_assets]
+PUBLISHED = ("core/flights", "marts/carrier_monthly", "marts/route_monthly")
+
+
+def run_month(settings: Settings, checks: Sequence[dg.AssetChecksDefinition]) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*ASSETS, *checks], resources=build_resources(settings), partition_key=MONTH, raise_on_error=False
+    )
+
+
+def gx_evaluations(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    return {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_NAME}
+
+
+def materialized(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {event.asset_key.to_user_string() for event in result.get_asset_materialization_events() if event.asset_key}
+
+
+def with_dest(row: dict[str, str], dest: str) -> dict[str, str]:
+    return {**row, "dest": dest}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return small_settings(tmp_path)
+
+
+def test_warnings_are_reported_per_partition_and_do_not_block(settings: Settings) -> None:
+    rows = [*FLIGHT_ROWS[:3], with_dest(FLIGHT_ROWS[3], "BQN"), *FLIGHT_ROWS[4:]]
+    write_small_landing(settings.landing_dir, rows)
+    result = run_month(settings, gx_asset_checks(settings, SMALL_PARAMETERS))
+
+    assert result.success
+    evaluations = gx_evaluations(result)
+    assert set(evaluations) == {"/".join(spec.asset_key) for spec in SUITES}
+    assert {e.partition for e in evaluations.values()} == {MONTH}
+    for key in ("staging/flights", "core/flights", "marts/route_monthly"):
+        warned = evaluations[key]
+        assert (warned.passed, warned.severity) == (False, dg.AssetCheckSeverity.WARN), warned.description
+        assert warned.metadata["critical_failed"] == dg.MetadataValue.int(0)
+        assert warned.metadata["warning_failed"] == dg.MetadataValue.int(1)
+        assert warned.metadata["dest_in_airports.unexpected_count"] == dg.MetadataValue.int(1)
+        assert warned.metadata["dest_in_airports.offending_values"].value == [{"value": "BQN", "count": 1}]
+    for key in ("staging/weather", "marts/carrier_monthly"):
+        assert evaluations[key].passed, evaluations[key].description
+    staged = evaluations["staging/flights"].metadata
+    assert staged["rows_validated"] == dg.MetadataValue.int(8)
+    assert staged["expectations_evaluated"] == dg.MetadataValue.int(41)
+    assert staged["expectations_failed"] == dg.MetadataValue.int(1)
+    assert isinstance(staged["success_percent"], dg.FloatMetadataValue)
+    assert set(PUBLISHED) <= materialized(result)
+
+
+def test_a_critical_failure_is_an_error_that_skips_downstream(settings: Settings) -> None:
+    rows = [{**FLIGHT_ROWS[0], "origin": "BOS"}, *FLIGHT_ROWS[1:]]  # staging keeps it: no row rule on origin
+    write_small_landing(settings.landing_dir, rows)
+    result = run_month(settings, gx_asset_checks(settings, SMALL_PARAMETERS))
+
+    assert not result.success
+    evaluations = gx_evaluations(result)
+    failed = evaluations["staging/flights"]
+    assert (failed.passed, failed.severity, failed.partition) == (False, dg.AssetCheckSeverity.ERROR, MONTH)
+    assert failed.metadata["critical_failed"] == dg.MetadataValue.int(1)
+    assert failed.metadata["origin_is_nyc_airport.unexpected_count"] == dg.MetadataValue.int(1)
+    assert failed.metadata["origin_is_nyc_airport.offending_values"].value == [{"value": "BOS", "count": 1}]
+    assert "origin_is_nyc_airport [critical] on origin" in (failed.description or "")
+    assert evaluations["staging/weather"].passed
+    assert not set(PUBLISHED) & materialized(result), "nothing may be published after a blocking failure"
+    assert set(evaluations) == {"staging/flights", "staging/weather"}
+
+
+def test_statistical_bands_come_from_the_environment(settings: Settings) -> None:
+    """Without the small-fixture parameters, dev's bands (2,300 to 3,100 flights) stop eight flights."""
+    write_small_landing(settings.landing_dir)
+    result = run_month(settings, gx_asset_checks(settings))
+    failed = gx_evaluations(result)["staging/flights"]
+    assert (failed.passed, failed.severity) == (False, dg.AssetCheckSeverity.ERROR)
+    assert failed.metadata["row_count_in_band.observed_value"] == dg.MetadataValue.int(8)
+    assert not set(PUBLISHED) & materialized(result)
+
+
+def test_a_suite_that_cannot_run_is_a_failed_error_result(settings: Settings, tmp_path: Path) -> None:
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "staging.weather.json").write_text('{"name": "staging.weather", "expectations": [')
+    broken = [SuiteSpec(("staging", "weather"), ("observation_id",), directory=suites)]
+    write_small_landing(settings.landing_dir)
+    result = run_month(settings, gx_asset_checks(settings, SMALL_PARAMETERS, suites=broken))
+
+    evaluation = gx_evaluations(result)["staging/weather"]
+    assert (evaluation.passed, evaluation.severity) == (False, dg.AssetCheckSeverity.ERROR)
+    assert "is not valid JSON" in evaluation.metadata["error"].value
+    assert "core/flights" not in materialized(result)
+
+
+def test_data_docs_render_the_latest_validations(settings: Settings) -> None:
+    write_small_landing(settings.landing_dir, [*FLIGHT_ROWS[:3], with_dest(FLIGHT_ROWS[3], "BQN"), *FLIGHT_ROWS[4:]])
+    result = run_month(settings, gx_asset_checks(settings, SMALL_PARAMETERS))
+    evaluation = gx_evaluations(result)["staging/flights"]
+    persisted = Path(evaluation.metadata["validation_result"].value)
+    assert persisted == settings.env_dir / "validations" / "staging.flights" / f"{MONTH}.json"
+    assert json.loads(persisted.read_text())["meta"]["dataops"]["partition"] == MONTH
+
+    report = build_data_docs_report(settings)
+    index = build_data_docs(settings)  # twice: a rebuild starts afresh
+    assert index == report.index == settings.data_docs_dir / "index.html"
+    assert Path(evaluation.metadata["data_docs"].value) == index
+    assert (report.validations, report.skipped) == (len(SUITES), ())
+    pages = sorted(p.relative_to(settings.data_docs_dir).as_posix() for p in settings.data_docs_dir.rglob("*.html"))
+    assert [p for p in pages if p.startswith("validations/staging/flights/2013-01/")]
+    assert "expectations/staging/flights.html" in pages
+    assert "staging.flights" in index.read_text()
+
+
+def test_data_docs_skip_unreadable_results(settings: Settings) -> None:
+    broken = settings.env_dir / "validations" / "staging.flights" / f"{MONTH}.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{")
+    report = build_data_docs_report(settings)
+    assert report.validations == 0
+    assert len(report.skipped) == 1 and str(broken) in report.skipped[0]
+    assert report.index.is_file()
+
+
+def with_gx_checks(defs: dg.Definitions, checks: Sequence[dg.AssetChecksDefinition]) -> dg.Definitions:
+    """The Definitions with the GX checks, unless ``build_definitions`` holds them already (once wired)."""
+    held = {key.name for check in defs.asset_checks or [] for key in check.check_keys}
+    return defs if CHECK_NAME in held else dg.Definitions.merge(defs, dg.Definitions(asset_checks=checks))
+
+
+def test_checks_load_beside_the_environment_definitions(settings: Settings) -> None:
+    """What ``build_definitions`` will hold once the checks are wired in: loads, no name clashes."""
+    checks = gx_asset_checks(settings)
+    defs = with_gx_checks(build_definitions(settings), checks)
+    dg.Definitions.validate_loadable(defs)
+    wired = {key for check in defs.asset_checks or [] for key in check.check_keys if key.name == CHECK_NAME}
+    assert len(wired) == len(SUITES)
+    specs = {key.asset_key.to_user_string(): key.name for check in checks for key in check.check_keys}
+    assert specs == {"/".join(spec.asset_key): CHECK_NAME for spec in SUITES}
+    staging_check = checks[[spec.name for spec in SUITES].index("staging.flights")]
+    spec = next(iter(staging_check.check_specs))
+    assert spec.blocking
+    assert spec.asset_key == dg.AssetKey(["staging", "flights"])
+    assert spec.partitions_def == MONTHLY
+    assert {key.to_user_string() for key in staging_check.keys_by_input_name.values()} == {
+        "staging/flights", "staging/airlines", "staging/airports", "staging/planes",
+    }  # fmt: skip
+
+
+def test_importing_the_definitions_does_not_import_great_expectations(tmp_path: Path) -> None:
+    code = """
+import sys, time
+started = time.perf_counter()
+import dataops_assets.definitions as definitions
+import dagster as dg
+from dataops_assets.quality import gx_checks, gx_docs, gx_suites, gx_validation
+defs = definitions.defs
+held = {key.name for check in defs.asset_checks or [] for key in check.check_keys}
+if gx_checks.CHECK_NAME not in held:  # until build_definitions holds them
+    checks = gx_checks.gx_asset_checks(definitions.current_settings())
+    defs = dg.Definitions.merge(defs, dg.Definitions(asset_checks=checks))
+dg.Definitions.validate_loadable(defs)
+assert gx_checks.CHECK_NAME in {key.name for check in defs.asset_checks or [] for key in check.check_keys}
+print(round(time.perf_counter() - started, 2))
+loaded = sorted(name for name in sys.modules if name.split(".")[0] == "great_expectations")
+assert not loaded, loaded
+"""
+    env = {**os.environ, "DATAOPS_ENV": "dev", "DATAOPS_DATA_ROOT": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_a_failure_of_the_bridge_itself_is_still_a_failed_error_result(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("dataops_assets.quality.gx_checks.run_suite", broken)
+    write_small_landing(settings.landing_dir)
+    result = run_month(settings, gx_asset_checks(settings, SMALL_PARAMETERS, suites=SUITES[:1]))
+    evaluation = gx_evaluations(result)["staging/flights"]
+    assert (evaluation.passed, evaluation.severity, evaluation.partition) == (False, dg.AssetCheckSeverity.ERROR, MONTH)
+    assert evaluation.metadata["error"].value == "the GX bridge failed: RuntimeError: disk on fire"
+    assert "core/flights" not in materialized(result)

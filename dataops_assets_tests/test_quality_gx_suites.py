@@ -1,0 +1,203 @@
+"""The suite files follow the project's conventions, and every parameter they use is filled per environment.
+
+Nothing here runs Great Expectations: suites are data, and reading them must stay cheap.
+"""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dataops_assets.environments import ENVIRONMENT_NAMES, settings_for
+from dataops_assets.quality.gx_suites import (
+    EXPECTATIONS_DIR,
+    SUITES,
+    SuiteFileError,
+    SuiteSpec,
+    load_suite,
+    parameter_names,
+    partition_label,
+    suite_parameters,
+    suite_problems,
+    weather_row_band,
+)
+from dataops_assets.transforms import flights, weather
+from dataops_assets_tests.test_quality_gx_support import reference_frames
+
+SPECS = {spec.name: spec for spec in SUITES}
+REFERENTIAL = {"dest_in_airports", "tailnum_in_planes"}
+
+
+def _suite(name: str) -> dict:
+    return load_suite(SPECS[name].path)
+
+
+def _by_name(name: str) -> dict[str, dict]:
+    return {e["meta"]["name"]: e for e in _suite(name)["expectations"]}
+
+
+def test_every_checked_asset_has_a_suite_file_and_every_file_a_checked_asset() -> None:
+    assert set(SPECS) == {"staging.flights", "staging.weather", "core.flights", "marts.carrier_monthly",
+                          "marts.route_monthly"}  # fmt: skip
+    assert {path.stem for path in EXPECTATIONS_DIR.glob("*.json")} == set(SPECS)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_suite_files_follow_the_conventions(name: str) -> None:
+    text = SPECS[name].path.read_text(encoding="utf-8")
+    raw = json.loads(text)
+    assert raw["name"] == name
+    assert suite_problems(raw) == []
+    assert '"id"' not in text, "generated ids must be stripped from committed suites"
+    for expectation in raw["expectations"]:
+        assert expectation["type"].startswith("expect_")
+        assert expectation["severity"] in ("critical", "warning")
+    referential = {n: e for n, e in _by_name(name).items() if n in REFERENTIAL}
+    assert all(e["severity"] == "warning" for e in referential.values())
+
+
+@pytest.mark.parametrize(
+    ("name", "columns"),
+    [
+        ("staging.flights", list(flights.STAGED_SCHEMA)),
+        ("staging.weather", list(weather.STAGED_SCHEMA)),
+    ],
+)
+def test_staged_suites_hold_the_exact_staged_schema(name: str, columns: list[str]) -> None:
+    schema = _by_name(name)["columns_match_schema"]
+    assert schema["kwargs"] == {"column_set": columns, "exact_match": True}
+    assert schema["severity"] == "critical"
+    typed = [e for e in _by_name(name).values() if e["type"] == "expect_column_values_to_be_of_type"]
+    staged = flights.STAGED_SCHEMA if name == "staging.flights" else weather.STAGED_SCHEMA
+    assert typed and all(e["kwargs"]["type_"] == staged[e["kwargs"]["column"]] for e in typed)
+
+
+def test_core_suite_holds_its_exact_column_set() -> None:
+    schema = _by_name("core.flights")["columns_match_schema"]
+    assert schema["kwargs"]["exact_match"] is True
+    assert set(flights.STAGED_SCHEMA) <= set(schema["kwargs"]["column_set"])
+
+
+def test_cancelled_flights_are_expressed_not_hidden() -> None:
+    """dep_delay must be present for flown flights and absent for cancelled ones: conditions, not ``mostly``."""
+    expectations = _by_name("staging.flights")
+    present = expectations["dep_delay_not_null_unless_cancelled"]
+    absent = expectations["dep_delay_null_when_cancelled"]
+    assert present["kwargs"]["row_condition"] == {
+        "type": "comparison", "column": {"name": "cancelled"}, "operator": "==", "parameter": False,
+    }  # fmt: skip
+    assert absent["kwargs"]["row_condition"]["parameter"] is True
+    assert "mostly" not in present["kwargs"] and "mostly" not in absent["kwargs"]
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENT_NAMES)
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_every_parameter_a_suite_uses_is_filled(environment: str, name: str, tmp_path: Path) -> None:
+    spec = SPECS[name]
+    references = {table: frame for table, frame in reference_frames().items() if table in spec.references}
+    parameters = suite_parameters(settings_for(environment, data_root=tmp_path), ["2013-01"], references)
+    assert parameter_names(_suite(name)) <= set(parameters)
+
+
+def test_row_count_bands_follow_the_environment(tmp_path: Path) -> None:
+    dev = suite_parameters(settings_for("dev", data_root=tmp_path), ["2013-01"])
+    prod = suite_parameters(settings_for("prod", data_root=tmp_path), ["2013-01"])
+    assert (dev["min_rows"], dev["max_rows"]) == (2_300, 3_100)  # the 10 % sample
+    assert (prod["min_rows"], prod["max_rows"]) == (24_000, 30_000)
+    assert dev["cancellation_rate_max"] == prod["cancellation_rate_max"] == 0.08
+
+
+def test_partition_window_and_ranges(tmp_path: Path) -> None:
+    settings = settings_for("prod", data_root=tmp_path)
+    one = suite_parameters(settings, ["2013-02"])
+    assert (one["month_start"], one["month_end"], one["last_month_start"]) == (
+        "2013-02-01T00:00:00", "2013-02-28T23:59:59.999999", "2013-02-01T00:00:00",
+    )  # fmt: skip
+    assert (one["weather_min_rows"], one["weather_max_rows"]) == (1915, 2019)  # 28 days x 24 h x 3 airports
+    quarter = suite_parameters(settings, ["2013-03", "2013-01", "2013-02"])
+    assert quarter["month_start"] == "2013-01-01T00:00:00"
+    assert quarter["month_end"] == "2013-03-31T23:59:59.999999"
+    assert quarter["last_month_start"] == "2013-03-01T00:00:00"
+    assert (quarter["min_rows"], quarter["max_rows"]) == (72_000, 90_000)
+    assert partition_label(["2013-03", "2013-01"]) == "2013-01..2013-03"
+    assert partition_label(["2013-01"]) == "2013-01"
+
+
+def test_weather_band_admits_the_real_months() -> None:
+    """Real rows per month: January 2,226, February 2,010, December 2,144 (88 hours missing), June 2,160."""
+    for key, rows in [("2013-01", 2226), ("2013-02", 2010), ("2013-12", 2144), ("2013-06", 2160)]:
+        low, high = weather_row_band(key)
+        assert low <= rows <= high
+
+
+def test_value_sets_come_from_the_reference_tables(tmp_path: Path) -> None:
+    parameters = suite_parameters(settings_for("dev", data_root=tmp_path), ["2013-01"], reference_frames())
+    assert parameters["airlines"] == ["AA", "B6", "UA"]
+    assert "FLL" in parameters["airports"] and "BQN" not in parameters["airports"]
+    assert parameters["planes"] == sorted(parameters["planes"])
+
+
+def test_load_suite_strips_generated_ids(tmp_path: Path) -> None:
+    suite = _suite("staging.weather")
+    with_ids = {
+        **suite,
+        "id": "abc",
+        "expectations": [{**e, "id": str(i)} for i, e in enumerate(suite["expectations"])],
+    }
+    path = tmp_path / "staging.weather.json"
+    path.write_text(json.dumps(with_ids))
+    assert load_suite(path) == suite
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"name": "x", "expectations": []}', "no expectations"),
+        (
+            '{"name": "x", "expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "a"}, '
+            '"meta": {"name": "a_exists"}}]}',
+            "severity None",
+        ),
+        (
+            '{"name": "x", "expectations": [{"type": "expect_column_to_exist", "kwargs": {"column": "a"}, '
+            '"severity": "critical"}]}',
+            "no meta.name",
+        ),
+    ],
+)
+def test_broken_suite_files_are_refused_with_the_reason(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "x.json"
+    path.write_text(content)
+    with pytest.raises(SuiteFileError, match=message):
+        load_suite(path)
+
+
+def test_missing_suite_file_is_refused(tmp_path: Path) -> None:
+    spec = SuiteSpec(("staging", "flights"), ("flight_id",), directory=tmp_path)
+    with pytest.raises(SuiteFileError, match="cannot read suite file"):
+        load_suite(spec.path)
+
+
+def test_duplicate_names_are_refused() -> None:
+    expectation = {"type": "expect_column_to_exist", "kwargs": {"column": "a"}, "meta": {"name": "a"},
+                   "severity": "warning"}  # fmt: skip
+    assert suite_problems({"name": "x", "expectations": [expectation, expectation]}) == ["meta.name 'a' is used twice"]
+
+
+def test_parameters_are_plain_json(tmp_path: Path) -> None:
+    """Parameters end up in the persisted result: they must serialize without help."""
+    parameters = suite_parameters(settings_for("dev", data_root=tmp_path), ["2013-01"], reference_frames())
+    json.dumps(parameters)
+    assert pd.Timestamp(parameters["month_end"]) < pd.Timestamp("2013-02-01")
+
+
+def test_weather_coverage_comes_from_the_thresholds(tmp_path: Path) -> None:
+    """``Thresholds.min_weather_coverage`` sets the weather row band; a hand-made month of a few hours sets it to 0."""
+    settings = settings_for("dev", data_root=tmp_path)
+    default = suite_parameters(settings, ["2013-01"])
+    assert (default["weather_min_rows"], default["weather_max_rows"]) == (2120, 2235)
+    relaxed = replace(settings, thresholds=replace(settings.thresholds, min_weather_coverage=0.0))
+    assert suite_parameters(relaxed, ["2013-01"])["weather_min_rows"] == 0
