@@ -84,7 +84,10 @@ def _run(settings: Settings, args: argparse.Namespace) -> int:
         for error in outcome.errors:
             print(f"    error {error}")
         for finding in outcome.findings:
-            print(f"    {finding.severity} {finding.asset} {finding.check}: {finding.description}")
+            headline, *details = finding.description.splitlines() or [""]
+            print(f"    {finding.severity} {finding.asset} {finding.check}: {headline}")
+            for detail in details:
+                print(f"        {detail.strip()}")
     print(format_summary(summarize_warehouse(settings)))
     return 0 if all(outcome.success for outcome in outcomes) else 1
 

@@ -15,6 +15,9 @@ flights_pipeline = dg.define_asset_job(
     # Runs launched from the UI, the schedule or the sensor log through the environment's console logger
     # (JSON lines in stage and prod); an explicit run config, like the runner's, overrides this.
     config={"loggers": {"console": {"config": {"log_level": "DEBUG"}}}},
+    # One process per run: DuckDB allows one writer per file, and each step process would pay the ~3 s
+    # Great Expectations import again; in process a month takes seconds.
+    executor_def=dg.in_process_executor,
     description="The whole flow for one month: landing file → raw → staging (+ quarantine) → core → marts.",
 )
 

@@ -66,7 +66,7 @@ def _check_outcome(evaluation: dg.AssetCheckEvaluation) -> CheckOutcome:
         check=evaluation.check_name,
         passed=evaluation.passed,
         severity=evaluation.severity.value,
-        description=(evaluation.description or "").strip().splitlines()[0] if evaluation.description else "",
+        description=(evaluation.description or "").strip(),
     )
 
 
