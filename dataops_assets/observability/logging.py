@@ -155,6 +155,8 @@ def configure_cli_logging(
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.set_name(_CLI_HANDLER_NAME)
     handler.setFormatter(JsonFormatter(settings.name) if settings.json_logs else logging.Formatter(TEXT_FORMAT))
+    # Libraries that set their own loggers' levels (GX logs housekeeping at INFO) pass only warnings and up.
+    handler.addFilter(lambda record: record.name.startswith(_PACKAGE) or record.levelno >= logging.WARNING)
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger(_PACKAGE).setLevel(level)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import logging
 import os
 import tempfile
 import threading
@@ -56,8 +55,6 @@ def gx_context() -> Any:
             import great_expectations as gx  # noqa: PLC0415 - lazy: importing GX takes seconds
             from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: PLC0415
 
-            # GX logs its housekeeping (temporary docs folders, ...) at INFO; the check results say what matters.
-            logging.getLogger("great_expectations").setLevel(logging.WARNING)
             context = gx.get_context(mode="ephemeral")
             context.variables.progress_bars = ProgressBarsConfig(globally=False)
             _gx_state["context"] = context
