@@ -18,6 +18,8 @@ from typing import Any
 
 import dagster as dg
 
+from dataops_assets_tests.fixtures.pipeline import FIXTURE_BOUNDS
+
 
 @dataclass
 class Received:
@@ -100,16 +102,8 @@ def temp_instance(home: Path) -> Iterator[dg.DagsterInstance]:
 TINY_MONTH = "2013-01"
 TINY_QUARANTINED = 1  # flights rows set aside by staging
 # dev allows 1 % of a month in quarantine; one of four tiny rows is 25 %, so the tiny environment allows half
-# Bounds fitted to a landing of a few rows (the dev bands expect thousands of flights per month).
-TINY_BOUNDS: dict[str, Any] = {
-    "max_quarantine_share": 0.5,
-    "min_flights_per_month": 1,
-    "max_flights_per_month": 20,
-    "mean_dep_delay_band": (-60.0, 240.0),
-    "cancellation_rate_band": (0.0, 1.0),
-    "on_time_share_band": (0.0, 1.0),
-    "min_weather_coverage": 0.0,
-}
+# The hand-made fixture bounds, with room for the tiny landing's one quarantined row in four.
+TINY_BOUNDS: dict[str, Any] = {**FIXTURE_BOUNDS, "max_quarantine_share": 0.5}
 # one line per row, in the order of the source header (transforms.*.SOURCE_COLUMNS / REFERENCE_SPECS)
 TINY_ROWS: dict[str, list[str]] = {
     "flights": [
