@@ -49,7 +49,7 @@ from dataops_assets.transforms.core import enrich_flights
 from dataops_assets.transforms.reference import REFERENCE_SPECS, stage_reference
 from dataops_assets.transforms.typing import Staged
 
-LAYERS: tuple[str, ...] = ("raw", "staging", "core", "marts")
+LAYERS: tuple[str, ...] = ("raw", "staging", "core", "marts", "finish")  # finish: DuckDB checkpoint and close
 _FRAME_VIEW = "_plain_frame"
 _MIB = 1024 * 1024
 
@@ -121,7 +121,9 @@ class _Recorder:
 
 def _typed_select(frame: pd.DataFrame) -> str:
     """Text columns as VARCHAR even when a month has no rows (as the warehouse I/O manager does)."""
-    texts = [str(name) for name, dtype in frame.dtypes.items() if dtype == object or str(dtype) == "string"]
+    texts = [
+        str(name) for name, dtype in frame.dtypes.items() if dtype.kind == "O" or isinstance(dtype, pd.StringDtype)
+    ]
     if not texts:
         return f"select * from {_FRAME_VIEW}"
     casts = ", ".join(f'cast("{name}" as varchar) as "{name}"' for name in texts)
@@ -210,6 +212,8 @@ def run_plain(landing_dir: Path, database: Path, months: tuple[str, ...] = MONTH
                     marts_stats.rows_in += len(core)
                     marts_stats.rows_out += write_table(connection, "marts", name, build(core, month_start))
             del core
+        with recorder.layer("finish"):
+            connection.close()
     finished_at = time.time()
     wall = time.perf_counter() - start
     return PlainResult(
