@@ -1,28 +1,37 @@
 """``make bench``: the full year in stage at 1x and 10x through Dagster, beside the plain pandas script.
 
 For every scale (default 1 and 10) it
-1. lands the stage data under ``var/bench/x<scale>`` (``land(settings, scale=N)``; not part of any measurement),
-   and removes the old warehouse, Dagster home and plain DuckDB file;
+1. lands the stage data under ``var/bench/x<scale>`` (``land(settings, scale=N)``; not part of any measurement);
 2. runs ``benchmarks/plain_pandas.py`` on that landing in a fresh subprocess;
-3. runs the Dagster pipeline for all 12 partitions (``run_partitions(build_definitions(settings), settings,
-   MONTH_KEYS)``) in a fresh subprocess, then reads the instance's event log: STEP_START/STEP_SUCCESS per step,
-   grouped by the first element of the asset keys the step materialized (raw, staging, core, marts; a step with
-   no materialization, i.e. a separate check step, counts as ``checks``); rows out from the materialization
-   metadata ``dagster/partition_row_count`` (else ``dagster/row_count``), rows in from the assets' ``rows_in``.
+3. removes the warehouse and the Dagster home and runs the Dagster pipeline for all 12 partitions
+   (``run_partitions(build_definitions(settings), settings, MONTH_KEYS)``) in a fresh subprocess, then reads the
+   instance's event log: STEP_START/STEP_SUCCESS per step, grouped by the first element of the asset keys the step
+   materialized (raw, staging, core, marts; a check step materializes nothing and counts as ``checks``; the
+   quarantine tables are written by the staging steps); rows out from the materialization metadata
+   ``dagster/partition_row_count`` (else ``dagster/row_count``), rows in from the assets' ``rows_in``.
+   At 10x the row-count bands of the stage thresholds are scaled by 10 (see ``bench_settings``), else the blocking
+   quality gate stops every month at staging;
+4. with ``--repeat N`` does 2-3 N times and reports the fastest complete attempt of each (all attempts in JSON).
+
+Wall time of the pipeline is ``run_partitions`` alone (not interpreter start or imports); of the plain script,
+``run_plain`` alone. ``orchestration`` is pipeline time outside any step (run creation, planning, event log, the
+runner's own records); ``finish`` is the plain script's final DuckDB checkpoint and close.
 
 Memory, for both: this process samples the worker's RSS every 20 ms with psutil (from outside, so the sampler
 never competes for the worker's GIL) and attributes every sample to the step (pipeline) or layer (plain) running
-at that instant; the peak per layer is the largest sample attributed to it. The worker's own ``ru_maxrss`` is
-reported beside it as the exact process peak. Time between steps (run start/finish, planning, event log, resource
-set-up) is reported as ``orchestration``.
+at that instant. ``peak MiB`` is the largest sample attributed to a layer (the whole process's RSS at that moment);
+``grow MiB`` is the largest rise of RSS within one step of the layer over the sample just before that step, i.e.
+the layer's own working memory. The worker's ``ru_maxrss`` is reported as the exact process peak. Load is
+recorded as the load average and as the CPU time the rest of the machine used during each measurement.
 
 Then it measures ``import dataops_assets.definitions`` in a fresh interpreter (best of 3), and proves partition
 isolation by re-running one partition of the 1x warehouse (which holds all 12 months) with every DuckDB statement,
 every file opened under the landing folder and every frame loaded by the I/O manager recorded; see
-``_isolation_worker``.
+``_isolation_worker`` and ``_judge_isolation``.
 
+The workers run with no alerting or OpenLineage destination in their environment, so nothing leaves the machine.
 The table is printed and written as JSON to ``var/bench/results.json``. The exit code is non-zero only on errors
-(a failed step, a worker that crashed); goals that are missed are reported as such.
+(a worker that crashed, a failed run); goals that are missed are reported as such.
 """
 
 from __future__ import annotations
@@ -716,15 +725,15 @@ def bench_scale(scale: int, reuse_landing: bool, env: dict[str, str], repeat: in
         with _say(f"{label}: plain pandas"):
             plain = run_sampled(
                 [
-                    *(
-                        sys.executable,
-                        str(PLAIN_SCRIPT),
-                        "--landing-dir",
-                        str(landing_dir),
-                        "--database",
-                        str(plain_db),
-                    ),
-                    *("--json", str(root / "plain.json"), "--no-sampler"),
+                    sys.executable,
+                    str(PLAIN_SCRIPT),
+                    "--landing-dir",
+                    str(landing_dir),
+                    "--database",
+                    str(plain_db),
+                    "--json",
+                    str(root / "plain.json"),
+                    "--no-sampler",
                 ],
                 root / "plain.json",
                 root / "plain.log",
