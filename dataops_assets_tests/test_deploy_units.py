@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -16,6 +21,7 @@ from dataops_assets.deploy.environment_root import (
     EnvironmentRoot,
     sqlalchemy_url,
 )
+from dataops_assets.deploy.webserver import GateTimeoutError, WebserverClient
 from dataops_assets.environments import UnknownEnvironmentError
 
 
@@ -80,3 +86,66 @@ def test_cli_register_adds_the_subcommands() -> None:
     args = parser.parse_args(["promote", "--from", "stage", "--to", "prod"])
     assert (args.source, args.target) == ("stage", "prod")
     assert parser.parse_args(["status"]).handler(None, parser.parse_args(["status", "--root", "/nonexistent"])) == 0
+
+
+def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
+    holder_code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from dataops_assets.deploy.environment_root import EnvironmentRoot\n"
+        f"with EnvironmentRoot(Path({str(tmp_path)!r}), 'dev').lock('deploy of v9'):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", holder_code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        env = EnvironmentRoot(tmp_path, "dev")
+        with pytest.raises(DeployLockedError, match=rf"pid {holder.pid} deploy of v9"), env.lock("deploy of v10"):
+            pass
+    finally:
+        holder.terminate()
+        try:
+            holder.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            holder.kill()
+            holder.wait(timeout=10)
+    with EnvironmentRoot(tmp_path, "dev").lock("after the other process ended"):
+        pass
+
+
+class _RunNeverEnds(BaseHTTPRequestHandler):
+    """A GraphQL endpoint whose run stays STARTED; it records the mutations it receives."""
+
+    received: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        document = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["query"]
+        self.received.append(document)
+        if "terminateRun" in document:
+            data: dict[str, object] = {"terminateRun": {"__typename": "TerminateRunSuccess"}}
+        else:
+            data = {"runOrError": {"__typename": "Run", "status": "STARTED"}}
+        body = json.dumps({"data": data}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_gate_run_that_does_not_finish_times_out_and_is_cancelled() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RunNeverEnds)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = WebserverClient(port=server.server_address[1], timeout_s=5)
+        with pytest.raises(GateTimeoutError, match="run r1 did not finish within 1s \\(was STARTED\\); canceled"):
+            client.wait_run("r1", timeout_s=1.0)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert any("terminateRun" in document for document in _RunNeverEnds.received)
