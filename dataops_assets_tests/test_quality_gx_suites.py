@@ -125,10 +125,11 @@ def test_partition_window_and_ranges(tmp_path: Path) -> None:
     assert partition_label(["2013-01"]) == "2013-01"
 
 
-def test_weather_band_admits_the_real_months() -> None:
+def test_weather_band_admits_the_real_months(tmp_path: Path) -> None:
     """Real rows per month: January 2,226, February 2,010, December 2,144 (88 hours missing), June 2,160."""
+    coverage = settings_for("stage", data_root=tmp_path).thresholds.min_weather_coverage
     for key, rows in [("2013-01", 2226), ("2013-02", 2010), ("2013-12", 2144), ("2013-06", 2160)]:
-        low, high = weather_row_band(key)
+        low, high = weather_row_band(key, coverage)
         assert low <= rows <= high
 
 
