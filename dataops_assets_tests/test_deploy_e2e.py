@@ -1,6 +1,6 @@
 """End to end on 127.0.0.1: build the artifact once, deploy it dev → stage → prod through the webservers' GraphQL
 API, and check that a failing gate, a location that does not load and a bad artifact leave the environment on its
-previous release.
+previous release, and a gate run that does not finish in time is terminated and rolled back.
 
 The test starts and stops everything itself, each by process id: a PostgreSQL cluster in a temporary folder
 (Debian's ``postgresql`` package; as the ``postgres`` user when run as root), one webserver per environment and
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -266,6 +267,20 @@ def test_promotion_path_end_to_end(artifacts: Artifacts, environments: Path, tmp
     with pytest.raises(operations.DeployFailedError, match="deliberately broken definitions"):
         timed("failed load + rollback", lambda: operations.deploy(root, "dev", artifacts.broken_import, log=log.append))
     assert _served_release(root, "dev") == "0.0.2.dev1+e2e"
+
+    # A gate run that does not finish in time: terminated through GraphQL, then rolled back.
+    with pytest.raises(operations.DeployFailedError, match="dev-smoke ran out of its 1s at 2013-01") as timed_out:
+        timed(
+            "gate timeout + rollback",
+            lambda: operations.deploy(root, "dev", artifacts.good, log=log.append, gate_timeout_s=1),
+        )
+    assert "rolled back to 0.0.2.dev1+e2e" in str(timed_out.value)
+    gate_run = re.search(r"run (\S+) was still \w+ at its deadline; canceled", str(timed_out.value))
+    assert gate_run is not None, str(timed_out.value)
+    assert WebserverClient(dev.config().webserver_port).run_status(gate_run.group(1)) == "CANCELED"
+    assert _served_release(root, "dev") == "0.0.2.dev1+e2e"
+    last = dev.audit_records()[-1]
+    assert last["status"] == "rolled_back" and "ran out of its 1s" in last["reason"], last
 
     # `dataops rollback`: back to the first good release.
     timed("rollback dev", lambda: operations.rollback(root, "dev", log=log.append))

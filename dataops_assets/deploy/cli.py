@@ -21,6 +21,7 @@ from dataops_assets.environments import ENVIRONMENT_NAMES, UnknownEnvironmentErr
 
 _ENVS = list(ENVIRONMENT_NAMES)
 _ROOT_HELP = "environments root (default: $DATAOPS_DEPLOY_ROOT, else var/environments)"
+_GATE_TIMEOUT_HELP = "seconds the gate may take this time (default: the environment's, set by `env init`)"
 
 
 def register(subparsers: Any) -> None:
@@ -53,12 +54,14 @@ def register(subparsers: Any) -> None:
     _common(deploy)
     deploy.add_argument("--artifact", type=Path, required=True, help="the wheel")
     deploy.add_argument("--manifest", type=Path, help="default: manifest.json beside the wheel")
+    deploy.add_argument("--gate-timeout", type=float, help=_GATE_TIMEOUT_HELP)
     deploy.set_defaults(handler=_deploy)
 
     promote = subparsers.add_parser("promote", help="deploy one environment's current artifact to the next")
     promote.add_argument("--from", dest="source", required=True, choices=_ENVS)
     promote.add_argument("--to", dest="target", required=True, choices=_ENVS)
     promote.add_argument("--root", type=Path, help=_ROOT_HELP)
+    promote.add_argument("--gate-timeout", type=float, help=_GATE_TIMEOUT_HELP)
     promote.set_defaults(handler=_promote)
 
     rollback = subparsers.add_parser("rollback", help="put an environment back on its previous release")
@@ -155,12 +158,18 @@ def _operations() -> Any:
 
 def _deploy(settings: object, args: argparse.Namespace) -> int:
 
-    return _guarded(lambda: _operations().deploy(_root(args), args.env, args.artifact.resolve(), args.manifest))
+    return _guarded(
+        lambda: _operations().deploy(
+            _root(args), args.env, args.artifact.resolve(), args.manifest, gate_timeout_s=args.gate_timeout
+        )
+    )
 
 
 def _promote(settings: object, args: argparse.Namespace) -> int:
 
-    return _guarded(lambda: _operations().promote(_root(args), args.source, args.target))
+    return _guarded(
+        lambda: _operations().promote(_root(args), args.source, args.target, gate_timeout_s=args.gate_timeout)
+    )
 
 
 def _rollback(settings: object, args: argparse.Namespace) -> int:

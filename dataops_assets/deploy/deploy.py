@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +70,22 @@ class DeployReport:
 
 
 def deploy(
-    root: Path, env_name: str, wheel: Path, manifest: Path | None = None, *, log: Log = print, event: str = "deploy"
+    root: Path,
+    env_name: str,
+    wheel: Path,
+    manifest: Path | None = None,
+    *,
+    log: Log = print,
+    event: str = "deploy",
+    gate_timeout_s: float | None = None,
 ) -> DeployReport:
+    """Verify, install, switch, reload and gate; roll back on failure. ``gate_timeout_s`` overrides the
+    environment's configured gate timeout for this deploy only."""
     started = time.monotonic()
     env = EnvironmentRoot(root, env_name)
     config = env.config()
+    if gate_timeout_s is not None:
+        config = replace(config, gate_timeout_s=gate_timeout_s)
     try:
         artifact = verify_artifact(wheel, manifest)
     except ArtifactError as error:
@@ -136,7 +147,9 @@ def deploy(
         return DeployReport(env_name, artifact.version, artifact.sha256, "succeeded", gate, seconds)
 
 
-def promote(root: Path, source: str, target: str, log: Log = print) -> DeployReport:
+def promote(
+    root: Path, source: str, target: str, log: Log = print, gate_timeout_s: float | None = None
+) -> DeployReport:
     """Deploy the source environment's current artifact (the very wheel and manifest it passed with)."""
     if (source, target) not in _PROMOTIONS:
         allowed = ", ".join(f"{a} → {b}" for a, b in sorted(_PROMOTIONS))
@@ -146,7 +159,15 @@ def promote(root: Path, source: str, target: str, log: Log = print) -> DeployRep
         raise DeployError(f"{source} has no current release to promote")
     artifact_dir = release.path / "artifact"
     log(f"promoting {release.version} from {source} to {target}")
-    return deploy(root, target, artifact_dir / release.wheel, artifact_dir / MANIFEST_NAME, log=log, event="promote")
+    return deploy(
+        root,
+        target,
+        artifact_dir / release.wheel,
+        artifact_dir / MANIFEST_NAME,
+        log=log,
+        event="promote",
+        gate_timeout_s=gate_timeout_s,
+    )
 
 
 def rollback(root: Path, env_name: str, log: Log = print) -> Release:

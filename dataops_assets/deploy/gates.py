@@ -105,11 +105,12 @@ def partition_gate(
         tags = {"dagster/partition": partition, "dataops/gate": gate, "dataops/version": release.version}
         run_id = client.launch_run(config.location_name, JOB, tags, GATE_RUN_CONFIG)
         log(f"  gate run {run_id} for {partition} launched")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            client.terminate_run(run_id)
-            raise GateTimeoutError(f"gate {gate} ran out of its {config.gate_timeout_s:.0f}s before {partition}")
-        status = client.wait_run(run_id, remaining)
+        try:
+            status = client.wait_run(run_id, max(deadline - time.monotonic(), 0.0))
+        except GateTimeoutError as error:
+            raise GateTimeoutError(
+                f"gate {gate} ran out of its {config.gate_timeout_s:g}s at {partition}: {error}"
+            ) from None
         outcome = client.run_outcome(run_id, status, partition)
         _judge_run(result, outcome, checks, blocking)
         passed = sum(evaluation.passed for evaluation in outcome.evaluations)

@@ -192,22 +192,40 @@ class WebserverClient:
             raise WebserverError(f"run {run_id}: {run['__typename']}")
         return str(run["status"])
 
-    def terminate_run(self, run_id: str) -> None:
-        self.query(
+    def terminate_run(self, run_id: str) -> bool:
+        """Ask the run to stop; False when Dagster refused (a run still STARTING has no worker to signal yet)."""
+        data = self.query(
             "mutation($id: String!) { terminateRun(runId: $id) { __typename } }",
             {"id": run_id},
         )
+        return bool(data["terminateRun"]["__typename"] == "TerminateRunSuccess")
 
-    def wait_run(self, run_id: str, timeout_s: float) -> str:
+    def wait_run(self, run_id: str, timeout_s: float, cancel_grace_s: float = 60.0) -> str:
+        """The run's terminal status; past ``timeout_s`` the run is terminated and GateTimeoutError raised."""
         deadline = time.monotonic() + timeout_s
         while True:
             status = self.run_status(run_id)
             if status in _TERMINAL:
                 return status
             if time.monotonic() > deadline:
-                self.terminate_run(run_id)
-                raise GateTimeoutError(f"run {run_id} did not finish within {timeout_s:.0f}s (was {status}); canceled")
+                ended = self._cancel(run_id, cancel_grace_s)
+                raise GateTimeoutError(
+                    f"run {run_id} was still {status} at its deadline; "
+                    + ("canceled" if ended == "CANCELED" else f"termination requested, run is {ended}")
+                )
             time.sleep(1.0)
+
+    def _cancel(self, run_id: str, timeout_s: float) -> str:
+        """Terminate the run and wait for its terminal status: the run must have let go of the warehouse before
+        the previous release is restarted. A refused request is repeated until the run can be signalled."""
+        deadline = time.monotonic() + timeout_s
+        accepted = self.terminate_run(run_id)
+        status = self.run_status(run_id)
+        while status not in _TERMINAL and time.monotonic() < deadline:
+            time.sleep(0.5)
+            accepted = accepted or self.terminate_run(run_id)
+            status = self.run_status(run_id)
+        return status
 
     def run_outcome(self, run_id: str, status: str, partition: str | None) -> RunOutcome:
         """The run's asset check evaluations and step failures, read from its event log."""
