@@ -11,6 +11,7 @@ import duckdb
 from dataops_assets.environments import Settings
 from dataops_assets.instance import open_instance
 from dataops_assets.observability.runs import RUNNER_TAGS, observe_in_process
+from dataops_assets.quality.verdict import CheckVerdict
 
 JOB_NAME = "flights_pipeline"
 # The full event log still goes to the instance (and the UI); the terminal gets the summary printed by the CLI.
@@ -19,25 +20,16 @@ _QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _JSON_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
-@dataclass(frozen=True)
-class CheckOutcome:
-    asset: str
-    check: str
-    passed: bool
-    severity: str
-    description: str
-
-
 @dataclass
 class PartitionOutcome:
     partition: str
     run_id: str
     success: bool
     errors: list[str] = field(default_factory=list)
-    checks: list[CheckOutcome] = field(default_factory=list)
+    checks: list[CheckVerdict] = field(default_factory=list)
 
     @property
-    def findings(self) -> list[CheckOutcome]:
+    def findings(self) -> list[CheckVerdict]:
         return [check for check in self.checks if not check.passed]
 
 
@@ -55,19 +47,9 @@ def run_partitions(defs: dg.Definitions, settings: Settings, partitions: Iterabl
                 tags=RUNNER_TAGS,
             )
             observe_in_process(defs, settings, instance, result.run_id)  # ops records and lineage; never raises
-            checks = [_check_outcome(evaluation) for evaluation in result.get_asset_check_evaluations()]
+            checks = [CheckVerdict.from_dagster(evaluation) for evaluation in result.get_asset_check_evaluations()]
             outcomes.append(PartitionOutcome(key, result.run_id, result.success, _step_errors(result), checks))
     return outcomes
-
-
-def _check_outcome(evaluation: dg.AssetCheckEvaluation) -> CheckOutcome:
-    return CheckOutcome(
-        asset=evaluation.asset_key.to_user_string(),
-        check=evaluation.check_name,
-        passed=evaluation.passed,
-        severity=evaluation.severity.value,
-        description=(evaluation.description or "").strip(),
-    )
 
 
 def _step_errors(result: dg.ExecuteInProcessResult) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +124,11 @@ def partition_gate(
                 "checks_total": len(outcome.evaluations),
             }
         )
-        log(f"  gate run {run_id} for {partition}: {status}, {passed}/{len(outcome.evaluations)} checks passed")
+        failed = Counter(evaluation.severity for evaluation in outcome.evaluations if not evaluation.passed)
+        log(
+            f"  gate run {run_id} for {partition}: {status}; {len(outcome.evaluations)} checks: {passed} passed, "
+            f"{failed['WARN']} WARN, {failed['ERROR']} ERROR"
+        )
         if not result.passed:
             break
     return result

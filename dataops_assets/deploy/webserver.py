@@ -9,6 +9,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from dataops_assets.quality.verdict import CheckVerdict
+
 REPOSITORY = "__repository__"
 _TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
 
@@ -34,21 +36,11 @@ class LocationState:
 
 
 @dataclass(frozen=True)
-class CheckEvaluation:
-    asset: str
-    check: str
-    partition: str | None
-    passed: bool
-    severity: str
-    description: str
-
-
-@dataclass(frozen=True)
 class RunOutcome:
     run_id: str
     status: str
     partition: str | None
-    evaluations: tuple[CheckEvaluation, ...]
+    evaluations: tuple[CheckVerdict, ...]
     step_failures: tuple[str, ...]
 
 
@@ -229,7 +221,7 @@ class WebserverClient:
 
     def run_outcome(self, run_id: str, status: str, partition: str | None) -> RunOutcome:
         """The run's asset check evaluations and step failures, read from its event log."""
-        evaluations: list[CheckEvaluation] = []
+        evaluations: list[CheckVerdict] = []
         failures: list[str] = []
         cursor: str | None = None
         while True:
@@ -248,7 +240,7 @@ class WebserverClient:
                 if event["__typename"] == "AssetCheckEvaluationEvent":
                     evaluation = event["evaluation"]
                     evaluations.append(
-                        CheckEvaluation(
+                        CheckVerdict(
                             asset="/".join(evaluation["assetKey"]["path"]),
                             check=evaluation["checkName"],
                             partition=evaluation["partition"],

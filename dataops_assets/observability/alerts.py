@@ -34,12 +34,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import dagster as dg
 
 from dataops_assets.environments import Settings
+from dataops_assets.quality.verdict import CheckVerdict
 
 ROUTING_KEY_VAR = "DATAOPS_PAGERDUTY_ROUTING_KEY"
 PAGERDUTY_URL_VAR = "DATAOPS_PAGERDUTY_URL"
@@ -233,30 +234,16 @@ def run_dedup_key(environment: str, job: str, partition: str | None) -> str:
 
 
 @dataclass(frozen=True)
-class CheckEvaluation:
-    """What an alert needs to know about one asset check evaluation."""
+class CheckEvaluation(CheckVerdict):
+    """What an alert needs to know about one asset check evaluation: the verdict, its metadata and its run."""
 
-    asset: str
-    check: str
-    partition: str | None
-    passed: bool
-    severity: str
-    description: str
     metadata: dict[str, str]
     run_id: str
 
     @classmethod
-    def from_dagster(cls, evaluation: dg.AssetCheckEvaluation, run_id: str) -> "CheckEvaluation":
-        return cls(
-            asset=evaluation.asset_key.to_user_string(),
-            check=evaluation.check_name,
-            partition=evaluation.partition,
-            passed=evaluation.passed,
-            severity=evaluation.severity.value,
-            description=(evaluation.description or "").strip(),
-            metadata={key: _metadata_text(value) for key, value in evaluation.metadata.items()},
-            run_id=run_id,
-        )
+    def from_run(cls, evaluation: dg.AssetCheckEvaluation, run_id: str) -> "CheckEvaluation":
+        metadata = {key: _metadata_text(value) for key, value in evaluation.metadata.items()}
+        return cls(**asdict(CheckVerdict.from_dagster(evaluation)), metadata=metadata, run_id=run_id)
 
 
 def _metadata_text(value: Any) -> str:
@@ -390,7 +377,7 @@ def scan_check_evaluations(
                 continue
             # planned but never evaluated (the step errored or was skipped): the run-failure alert covers it
         elif row.evaluation is not None and (oldest is None or row.timestamp >= oldest):
-            evaluations.append(CheckEvaluation.from_dagster(row.evaluation, row.run_id))
+            evaluations.append(CheckEvaluation.from_run(row.evaluation, row.run_id))
         settled.add(row.id)
     after = min(pending) - 1 if pending else max([cursor.after, *(row.id for row in rows)])
     new_cursor = CheckCursor(after, {i for i in settled if i > after}, set(cursor.open_pages), fresh=False)
