@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import pytest
 from dataops_assets.observability import lineage
 from dataops_assets.observability.runlog import digest_run
 from dataops_assets.observability.schemas import openlineage_errors
+from dataops_assets_tests.openlineage_spec import SPEC_DIR_ENV, SpecChecker, load_spec
 from dataops_assets_tests.test_observability_support import (
     TINY_MONTH,
     TINY_ROWS,
@@ -44,6 +48,15 @@ def emitted(pipeline: PipelineRun) -> list[dict[str, Any]]:
     return [json.loads(line) for line in config.file.read_text().splitlines()]
 
 
+@pytest.fixture(scope="module")
+def failed_run(pipeline: PipelineRun) -> tuple[dg.ExecuteInProcessResult, list[dict[str, Any]]]:
+    """A month that fails (February has no landing files), and its events as JSON."""
+    result = _materialize_month(pipeline, "2013-02")
+    digest = digest_run(pipeline.instance, result.run_id)
+    catalog = lineage.asset_catalog(pipeline.asset_graph)
+    return result, [json.loads(lineage.to_json(event)) for event in lineage.run_events(digest, catalog, "dev")]
+
+
 def _graph_edges(asset_graph: Any) -> set[tuple[str, str]]:
     return {
         (lineage.dataset_name(parent), lineage.dataset_name(key))
@@ -61,12 +74,102 @@ def test_every_event_validates_against_the_schema(emitted: list[dict[str, Any]])
     for event in emitted:
         assert openlineage_errors(event) == [], event["job"]["name"]
     # the validator does reject what the spec forbids
-    broken = json.loads(json.dumps(emitted[1]))
+    broken = copy.deepcopy(emitted[1])
     broken["run"]["runId"] = "not-a-uuid"
     broken["eventTime"] = "2013-01-01"
     del broken["job"]["facets"]["jobType"]["_producer"]
     errors = openlineage_errors(broken)
     assert len(errors) == 3, errors
+
+
+def _complete(events: list[dict[str, Any]], job: str) -> dict[str, Any]:
+    [event] = [e for e in events if e["job"]["name"] == job and e["eventType"] == "COMPLETE"]
+    return copy.deepcopy(event)
+
+
+def _parent(event: dict[str, Any], path: str) -> tuple[Any, str]:
+    """The object holding the last key of a ``/``-separated path, and that key."""
+    *keys, leaf = path.split("/")
+    holder: Any = event
+    for key in keys:
+        holder = holder[int(key)] if key.isdigit() else holder[key]
+    return holder, leaf
+
+
+def _drop(path: str) -> Callable[[dict[str, Any]], None]:
+    def edit(event: dict[str, Any]) -> None:
+        holder, leaf = _parent(event, path)
+        del holder[leaf]
+
+    return edit
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(event: dict[str, Any]) -> None:
+        holder, leaf = _parent(event, path)
+        holder[leaf] = value
+
+    return edit
+
+
+# each rule of the official spec that the derived schema enforces, broken once (the path names the offender)
+SPEC_RULES = {
+    "eventType outside the enum": (_set("eventType", "DONE"), "eventType"),
+    "schemaURL required": (_drop("schemaURL"), "(event)"),
+    "producer is a URI": (_set("producer", "not a uri"), "producer"),
+    "facet _schemaURL required": (_drop("run/facets/processing_engine/_schemaURL"), "run/facets/processing_engine"),
+    "facet _producer is a URI": (_set("job/facets/jobType/_producer", "x"), "job/facets/jobType/_producer"),
+    "jobType needs integration": (_drop("job/facets/jobType/integration"), "job/facets/jobType"),
+    "outputStatistics needs rowCount": (
+        _drop("outputs/0/outputFacets/outputStatistics/rowCount"),
+        "outputs/0/outputFacets/outputStatistics",
+    ),
+    "schema fields need a name": (_drop("outputs/0/facets/schema/fields/0/name"), "outputs/0/facets/schema/fields/0"),
+    "assertions need success": (
+        _drop("outputs/0/facets/dataQualityAssertions/assertions/0/success"),
+        "outputs/0/facets/dataQualityAssertions/assertions/0",
+    ),
+    "parent run id is a UUID": (_set("run/facets/parent/run/runId", "run-1"), "run/facets/parent/run/runId"),
+    "nominalStartTime is a date-time": (
+        _set("run/facets/nominalTime/nominalStartTime", "2013-01"),
+        "run/facets/nominalTime/nominalStartTime",
+    ),
+    "tags need a value": (_drop("run/facets/tags/tags/0/value"), "run/facets/tags/tags/0"),
+}
+
+
+@pytest.mark.parametrize("rule", list(SPEC_RULES))
+def test_the_derived_schema_rejects_what_the_official_spec_forbids(emitted: list[dict[str, Any]], rule: str) -> None:
+    edit, offender = SPEC_RULES[rule]
+    event = _complete(emitted, "staging.flights")  # carries every facet kind but the error message
+    assert openlineage_errors(event) == []
+    edit(event)
+    errors = openlineage_errors(event)
+    assert errors and all(error.startswith(f"{offender}: ") for error in errors), errors
+
+
+def test_every_event_validates_against_the_official_openlineage_spec(
+    emitted: list[dict[str, Any]], failed_run: tuple[dg.ExecuteInProcessResult, list[dict[str, Any]]]
+) -> None:
+    folder = os.environ.get(SPEC_DIR_ENV)
+    if not folder:
+        pytest.skip(
+            f"official OpenLineage schema not checked: set {SPEC_DIR_ENV} to a copy of the spec/ folder of the "
+            "OpenLineage repository (OpenLineage.json and facets/*.json); GitHub CI sets it"
+        )
+    checker = SpecChecker(load_spec(Path(folder)))
+    events = emitted + failed_run[1]  # a successful run, and a failed one (errorMessage facets)
+    report = checker.check(events)
+    print(report.summary())  # shown with -rP: the counts and the $id of every schema used
+    assert report.problems == [], "\n".join(report.problems[:40])
+    assert report.events == len(events) and report.facets > 0
+    # the check does reject what the official spec forbids: in the core schema and in a facet's own schema
+    broken = _complete(emitted, "staging.flights")
+    broken["run"]["runId"] = "not-a-uuid"
+    del broken["job"]["facets"]["jobType"]["integration"]
+    problems = checker.check([broken]).problems
+    assert len(problems) == 2, problems
+    assert any("'integration' is a required property" in problem for problem in problems), problems
 
 
 def test_inputs_and_outputs_reproduce_the_asset_graph(pipeline: PipelineRun, emitted: list[dict[str, Any]]) -> None:
@@ -135,13 +238,12 @@ def test_outputs_carry_schema_row_count_and_check_results(pipeline: PipelineRun,
     assert sorted((a["assertion"], a["success"]) for a in core) == sorted((e.check_name, e.passed) for e in evaluations)
 
 
-def test_a_failed_step_emits_fail_with_the_error_and_skipped_assets_emit_nothing(pipeline: PipelineRun) -> None:
+def test_a_failed_step_emits_fail_with_the_error_and_skipped_assets_emit_nothing(
+    failed_run: tuple[dg.ExecuteInProcessResult, list[dict[str, Any]]],
+) -> None:
     # February has no landing files: raw flights fails its blocking check, staging never runs
-    result = _materialize_month(pipeline, "2013-02")
+    result, events = failed_run
     assert not result.success
-    digest = digest_run(pipeline.instance, result.run_id)
-    catalog = lineage.asset_catalog(pipeline.asset_graph)
-    events = [json.loads(lineage.to_json(event)) for event in lineage.run_events(digest, catalog, "dev")]
     for event in events:
         assert openlineage_errors(event) == []
     raw = _by_job(events, "raw.flights")

@@ -1,8 +1,10 @@
 """JSON schemas the observability output is checked against, and a validator with real format checks.
 
 ``openlineage-run-event.derived.schema.json`` is written for this project (openlineage-python ships no copy of the
-official ``OpenLineage.json``); its description says what it covers. jsonschema checks ``date-time`` and ``uri``
-only with optional packages that are not installed here, so those formats are checked by the functions below.
+official ``OpenLineage.json``); its description says what it covers. The official spec is checked too, opt-in, by
+``dataops_assets_tests/openlineage_spec.py`` when ``OPENLINEAGE_SPEC_DIR`` names a copy of its ``spec/`` folder.
+jsonschema checks ``date-time`` and ``uri`` only with optional packages that are not installed here, so those
+formats (and ``uuid``) are checked by the functions below, for both.
 """
 
 import json
@@ -17,10 +19,11 @@ import jsonschema  # type: ignore[import-untyped]  # no stubs installed (types-j
 
 OPENLINEAGE_RUN_EVENT = Path(__file__).with_name("openlineage-run-event.derived.schema.json")
 
-_FORMATS = jsonschema.FormatChecker(formats=())
+# shared with the tests' check against the official OpenLineage spec (dataops_assets_tests/openlineage_spec.py)
+FORMATS = jsonschema.FormatChecker(formats=())
 
 
-@_FORMATS.checks("date-time", raises=ValueError)
+@FORMATS.checks("date-time", raises=ValueError)
 def _date_time(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -32,7 +35,7 @@ def _date_time(value: object) -> bool:
     return True
 
 
-@_FORMATS.checks("uri", raises=ValueError)
+@FORMATS.checks("uri", raises=ValueError)
 def _uri(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -42,7 +45,7 @@ def _uri(value: object) -> bool:
     return True
 
 
-@_FORMATS.checks("uuid", raises=ValueError)
+@FORMATS.checks("uuid", raises=ValueError)
 def _uuid(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -55,7 +58,7 @@ def _uuid(value: object) -> bool:
 def _validator() -> jsonschema.Draft202012Validator:
     schema = json.loads(OPENLINEAGE_RUN_EVENT.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(schema, format_checker=_FORMATS)
+    return jsonschema.Draft202012Validator(schema, format_checker=FORMATS)
 
 
 def openlineage_errors(event: Any) -> list[str]:
