@@ -22,9 +22,9 @@ RUN python -m venv /opt/venv \
 
 # The artifact: refuse to build when the wheel does not match manifest.json.
 COPY dist/ /tmp/dist/
+WORKDIR /tmp/dist
 RUN <<CHECK
 set -eu
-cd /tmp/dist
 python - <<'PY'
 import hashlib, json, pathlib, sys
 manifest = json.loads(pathlib.Path("manifest.json").read_text())
@@ -42,7 +42,8 @@ rm -rf /tmp/dist /tmp/requirements.lock
 CHECK
 
 RUN useradd --create-home --uid 10001 dataops && mkdir -p "$DAGSTER_HOME" && chown -R dataops "$DAGSTER_HOME"
-USER dataops
+# numeric, so Kubernetes' runAsNonRoot can verify it
+USER 10001
 WORKDIR /home/dataops
 
 # DATAOPS_ENV (dev, stage, prod) and DATAOPS_DATA_ROOT are set per environment by the Helm values.
