@@ -17,7 +17,7 @@ import pytest
 from dataops_assets.environments import settings_for
 from dataops_assets.quality.gx_checks import check_result, describe
 from dataops_assets.quality.gx_suites import SUITES, SuiteSpec, load_suite, suite_parameters, validations_dir
-from dataops_assets.quality.gx_validation import ValidationOutcome, run_suite, validate_frame
+from dataops_assets.quality.gx_validation import PERSISTED_LIST_LIMIT, ValidationOutcome, run_suite, validate_frame
 from dataops_assets_tests.test_quality_gx_support import (
     MONTH,
     SMALL_PARAMETERS,
@@ -379,3 +379,10 @@ def test_offending_values_are_counted_over_every_offending_row(
     failure = {f.name: f for f in outcome.failures}["dest_in_airports"]
     assert failure.offending_values == (("SJU", 250), ("BQN", 70))
     assert failure.unexpected_count == 320
+    # ...while the kept GX result holds at most PERSISTED_LIST_LIMIT rows per list, and no pandas query
+    assert outcome.result_json is not None
+    results = outcome.result_json["results"]
+    [kept] = [r for r in results if r["expectation_config"]["meta"]["name"] == "dest_in_airports"]
+    assert kept["result"]["unexpected_count"] == 320
+    assert len(kept["result"]["unexpected_index_list"]) == PERSISTED_LIST_LIMIT
+    assert "unexpected_index_query" not in kept["result"]
