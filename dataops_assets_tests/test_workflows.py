@@ -1,5 +1,6 @@
 """The GitHub workflows pass actionlint and zizmor; each linter also proves it fails on a broken workflow."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,14 @@ def test_zizmor_fails_on_an_unpinned_injectable_workflow(broken_repo: Path) -> N
     result = lint("zizmor", "--offline", ".github/", cwd=broken_repo)
     assert result.returncode != 0
     assert "template-injection" in result.stdout + result.stderr
+
+
+def test_ci_checks_lineage_against_the_spec_of_the_locked_openlineage_client() -> None:
+    """CI's copy of the official OpenLineage spec is the release the locked client was generated from."""
+    locked = re.search(r"^openlineage-python==(\S+)", (ROOT / "requirements.lock").read_text(), re.MULTILINE)
+    assert locked is not None
+    ci = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    checkout = re.search(r"repository: OpenLineage/OpenLineage\n\s+ref: (\S+)", ci)
+    assert checkout is not None, "ci.yml no longer checks out the OpenLineage spec"
+    assert checkout.group(1) == locked.group(1)
+    assert "OPENLINEAGE_SPEC_DIR:" in ci
