@@ -25,6 +25,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         asset_checks=[*native_checks(settings), *gx_asset_checks(settings)],
         resources={**build_resources(settings), **observability_resources(settings)},
         loggers=run_loggers(settings),
+        # Materializations launched from the UI run their steps in one process too, like the job: DuckDB has one
+        # writer per file, and the warehouse I/O manager keeps the file open for the run (warehouse.py).
+        executor=dg.in_process_executor,
     )
 
 

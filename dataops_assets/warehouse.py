@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import duckdb
 import pandas as pd
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
+from dagster._utils.backoff import backoff
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
@@ -83,6 +85,11 @@ class _PandasTypeHandler(DuckDBPandasTypeHandler):
         context.add_output_metadata(metadata)
 
 
+def _client_config(connection_config: dict[str, Any] | None) -> dict[str, Any]:
+    """The configuration DuckDbClient.connect opens the file with: one process's connections must agree on it."""
+    return {"custom_user_agent": "dagster", **(connection_config or {})}
+
+
 def _typed_select(obj: pd.DataFrame) -> str:
     """Select from the frame with text columns cast to VARCHAR, so an empty frame still has typed columns."""
     text_columns = [str(name) for name, dtype in obj.dtypes.items() if str(dtype) in {"object", "string"}]
@@ -110,11 +117,31 @@ def _create_or_check(connection: Any, table: str, typed_select: str, obj: pd.Dat
 
 
 class WarehouseIOManager(DuckDBPandasIOManager):
-    """dagster-duckdb-pandas with transactional partition replacement and table metadata on every write."""
+    """dagster-duckdb-pandas with transactional partition replacement and table metadata on every write.
+
+    The database stays open for the whole run: the library connects and closes once per load and per store (about
+    80 times a partition), and each last close of a DuckDB file checkpoints it. While one connection of the
+    process holds the file, those connections share the open database and their closes are cheap; the held one
+    is closed, checkpointing once, when the run's resources are torn down.
+    """
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
         return [_PandasTypeHandler()]
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[DbIOManager]:
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        held = backoff(
+            fn=duckdb.connect,
+            retry_on=(RuntimeError, duckdb.IOException),  # another process may hold the file for a moment
+            kwargs={"database": self.database, "read_only": False, "config": _client_config(self.connection_config)},
+            max_retries=10,
+        )
+        try:
+            yield self.create_io_manager(context)
+        finally:
+            held.close()
 
     def create_io_manager(self, context: Any) -> DbIOManager:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)

@@ -13,11 +13,14 @@ LAYER = "marts"
 
 
 def _mart(
-    name: str, build: Callable[[pd.DataFrame, pd.Timestamp], pd.DataFrame], description: str
+    name: str,
+    build: Callable[[pd.DataFrame, pd.Timestamp], pd.DataFrame],
+    columns: tuple[str, ...],
+    description: str,
 ) -> dg.AssetsDefinition:
     @dg.asset(
         key=[LAYER, name],
-        ins={"core": dg.AssetIn(key=["core", "flights"])},
+        ins={"core": dg.AssetIn(key=["core", "flights"], metadata={"columns": list(columns)})},
         group_name=LAYER,
         owners=["team:flight-analytics"],
         kinds={"pandas", "duckdb"},
@@ -37,12 +40,14 @@ def _mart(
 carrier_monthly = _mart(
     "carrier_monthly",
     marts.carrier_monthly,
+    marts.CARRIER_COLUMNS,
     "On-time performance per carrier and month: flights, cancellations and cancellation rate, on-time share "
     "(arrived less than 15 minutes late, over all scheduled flights), mean and p90 departure and arrival delays.",
 )
 route_monthly = _mart(
     "route_monthly",
     marts.route_monthly,
+    marts.ROUTE_COLUMNS,
     "On-time performance per route (origin, destination) and month, with the destination's name where known.",
 )
 mart_assets = [carrier_monthly, route_monthly]

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+_PERFORMANCE_COLUMNS = ("flight_id", "cancelled", "on_time", "dep_delay", "arr_delay")
+# The core columns each mart reads: the warehouse loads only these (a fraction of core's width).
+CARRIER_COLUMNS = ("carrier", "airline_name", *_PERFORMANCE_COLUMNS)
+ROUTE_COLUMNS = ("origin", "dest", "dest_name", "distance", *_PERFORMANCE_COLUMNS)
+
 
 def carrier_monthly(core: pd.DataFrame, month_start: pd.Timestamp) -> pd.DataFrame:
     """One row per carrier: flights, cancellations, on-time share, mean and p90 delays (minutes)."""
