@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import pytest
 
+from dataops_assets.deploy import deploy as deploy_operations
 from dataops_assets.deploy.artifact import ArtifactError, wheel_version
 from dataops_assets.deploy.cli import register
 from dataops_assets.deploy.environment_root import (
@@ -86,6 +87,23 @@ def test_cli_register_adds_the_subcommands() -> None:
     args = parser.parse_args(["promote", "--from", "stage", "--to", "prod"])
     assert (args.source, args.target) == ("stage", "prod")
     assert parser.parse_args(["status"]).handler(None, parser.parse_args(["status", "--root", "/nonexistent"])) == 0
+
+
+def test_cli_gate_timeout_reaches_the_deploy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    received: dict[str, object] = {}
+
+    def fake_deploy(root: Path, env: str, wheel: Path, manifest: Path | None, **options: object) -> None:
+        received.update(options, env=env)
+
+    monkeypatch.setattr(deploy_operations, "deploy", fake_deploy)
+    parser = argparse.ArgumentParser(prog="dataops")
+    register(parser.add_subparsers(required=True))
+    argv = ["deploy", "--env", "dev", "--artifact", "x.whl", "--root", str(tmp_path), "--gate-timeout", "42"]
+    args = parser.parse_args(argv)
+    assert args.handler(None, args) == 0
+    assert received == {"env": "dev", "gate_timeout_s": 42.0}
+    args = parser.parse_args(["deploy", "--env", "dev", "--artifact", "x.whl", "--root", str(tmp_path)])
+    assert args.handler(None, args) == 0 and received["gate_timeout_s"] is None  # the environment's own limit
 
 
 def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
