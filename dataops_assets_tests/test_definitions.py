@@ -137,3 +137,11 @@ def test_snapshot_pins_the_layers() -> None:
     assert {a["group"] for a in assets.values()} == {"raw", "staging", "core", "marts"}
     checks = snapshot["asset_checks"]
     assert checks["staging/flights:quarantine_share"] == {"blocking": True, "partitions": monthly}
+
+
+def test_ui_materializations_run_in_one_process_like_the_job() -> None:
+    """DuckDB has one writer per file and the warehouse I/O manager holds the file for the run: the asset job the
+    UI launches for ad-hoc materializations must not spread a run's steps over processes."""
+    defs = definitions_module.defs
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
+    assert defs.resolve_job_def("flights_pipeline").executor_def.name == "in_process"
