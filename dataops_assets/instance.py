@@ -8,10 +8,13 @@ import dagster as dg
 
 from dataops_assets.environments import Settings
 
-# SQLite storage under the environment's folder, telemetry off; deploys write their own dagster.yaml.
+# SQLite storage under the environment's folder, telemetry off; deploys write their own dagster.yaml. One run at
+# a time: the warehouse is one DuckDB file with one writer, so queued runs (a backfill from the UI) take turns.
 _DEFAULT_INSTANCE_YAML = """\
 telemetry:
   enabled: false
+run_queue:
+  max_concurrent_runs: 1
 """
 
 

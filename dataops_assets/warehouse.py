@@ -9,6 +9,7 @@ Two things are added to the library's I/O manager, because a run must never leav
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,6 @@ import dagster as dg
 import duckdb
 import pandas as pd
 from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
-from dagster._utils.backoff import backoff
 from dagster_duckdb.io_manager import DuckDbClient
 from dagster_duckdb_pandas import DuckDBPandasIOManager, DuckDBPandasTypeHandler
 
@@ -85,6 +85,30 @@ class _PandasTypeHandler(DuckDBPandasTypeHandler):
         context.add_output_metadata(metadata)
 
 
+class WarehouseBusyError(RuntimeError):
+    """Another process held the warehouse file for longer than the run may wait."""
+
+
+def _hold(database: str, config: dict[str, Any], timeout_s: float, log: Any) -> duckdb.DuckDBPyConnection:
+    """Open the file read-write, waiting while another process (another run, a metrics write) holds its lock."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.1
+    while True:
+        try:
+            return duckdb.connect(database, read_only=False, config=config)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            if time.monotonic() + delay > deadline:
+                raise WarehouseBusyError(
+                    f"{database} stayed locked by another process for {timeout_s:g}s; the run wrote nothing: {error}"
+                ) from None
+            if delay == 0.1 and log is not None:
+                log.info(f"waiting for {database}: another process holds it")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 def _client_config(connection_config: dict[str, Any] | None) -> dict[str, Any]:
     """The configuration DuckDbClient.connect opens the file with: one process's connections must agree on it."""
     return {"custom_user_agent": "dagster", **(connection_config or {})}
@@ -122,8 +146,12 @@ class WarehouseIOManager(DuckDBPandasIOManager):
     The database stays open for the whole run: the library connects and closes once per load and per store (about
     80 times a partition), and each last close of a DuckDB file checkpoints it. While one connection of the
     process holds the file, those connections share the open database and their closes are cheap; the held one
-    is closed, checkpointing once, when the run's resources are torn down.
+    is closed, checkpointing once, when the run's resources are torn down. Holding the file also makes it the
+    run's write lock: a run that starts while another process holds it waits (``busy_timeout_s``), then fails
+    naming the file, instead of interleaving its writes with the other run's.
     """
+
+    busy_timeout_s: float = 1800.0
 
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
@@ -132,12 +160,7 @@ class WarehouseIOManager(DuckDBPandasIOManager):
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[DbIOManager]:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        held = backoff(
-            fn=duckdb.connect,
-            retry_on=(RuntimeError, duckdb.IOException),  # another process may hold the file for a moment
-            kwargs={"database": self.database, "read_only": False, "config": _client_config(self.connection_config)},
-            max_retries=10,
-        )
+        held = _hold(self.database, _client_config(self.connection_config), self.busy_timeout_s, context.log)
         try:
             yield self.create_io_manager(context)
         finally:

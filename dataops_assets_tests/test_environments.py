@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from dagster import QueuedRunCoordinator
 
 from dataops_assets.environments import (
     DATA_ROOT_VAR,
@@ -16,6 +17,7 @@ from dataops_assets.environments import (
     default_data_root,
     settings_for,
 )
+from dataops_assets.instance import open_instance
 
 
 @pytest.fixture
@@ -132,3 +134,15 @@ def test_dataops_data_root_moves_every_path(clean_env: pytest.MonkeyPatch, tmp_p
 def test_empty_dataops_data_root_means_the_default(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv(DATA_ROOT_VAR, "")
     assert current_settings().data_root == default_data_root()
+
+
+def test_each_environment_gets_its_own_instance_running_one_run_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)  # open_instance exports it; monkeypatch restores it
+    settings = settings_for("dev", data_root=tmp_path)
+    with open_instance(settings) as instance:
+        assert instance.root_directory == str(settings.dagster_home)
+        coordinator = instance.run_coordinator
+        assert isinstance(coordinator, QueuedRunCoordinator)
+        assert coordinator.get_run_queue_config().max_concurrent_runs == 1  # one DuckDB writer

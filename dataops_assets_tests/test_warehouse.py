@@ -1,5 +1,9 @@
-"""The warehouse I/O manager on its own: transactional partition replacement, typed empty tables, schema rules."""
+"""The warehouse I/O manager on its own: transactional partition replacement, typed empty tables, schema rules,
+and the run's hold on the file."""
 
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,7 +13,7 @@ import pandas as pd
 import pytest
 
 from dataops_assets.assets.partitions import MONTHLY
-from dataops_assets.warehouse import WarehouseIOManager
+from dataops_assets.warehouse import WarehouseBusyError, WarehouseIOManager
 from dataops_assets_tests.fixtures.pipeline import step_failures
 
 Frame = Callable[[], pd.DataFrame]
@@ -178,3 +182,47 @@ def test_a_rewrite_of_an_unpartitioned_table_replaces_all_rows(database: Path) -
     assert _write(database, _unpartitioned(lambda: pd.DataFrame({"code": ["AA", "UA"]}))).success
     assert _write(database, _unpartitioned(lambda: pd.DataFrame({"code": ["B6"]}))).success
     assert _query(database, "select code from test.lookup") == [("B6",)]
+
+
+def _hold_in_another_process(database: Path, seconds: float) -> subprocess.Popen[str]:
+    """A process that opens the file read-write (DuckDB's lock is per process), says so, and keeps it ``seconds``."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    code = (
+        "import sys, time, duckdb\n"
+        f"connection = duckdb.connect({str(database)!r})\n"
+        "print('held', flush=True)\n"
+        f"time.sleep({seconds})\n"
+        "connection.close()\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_run_waits_while_another_process_holds_the_warehouse(database: Path) -> None:
+    holder = _hold_in_another_process(database, seconds=2)
+    try:
+        started = time.monotonic()
+        result = _write(database, _unpartitioned(lambda: pd.DataFrame({"code": ["A"]})))
+        waited = time.monotonic() - started
+    finally:
+        holder.wait(timeout=30)
+    assert result.success and waited > 1.0  # it started only once the other process let go
+    with duckdb.connect(str(database), read_only=True) as connection:
+        assert connection.execute("select count(*) from test.lookup").fetchone() == (1,)
+
+
+def test_a_run_gives_up_on_a_warehouse_held_too_long_naming_it(database: Path) -> None:
+    holder = _hold_in_another_process(database, seconds=10)
+    try:
+        with pytest.raises(dg.DagsterResourceFunctionError) as raised:
+            dg.materialize(
+                [_unpartitioned(lambda: pd.DataFrame({"code": ["A"]}))],
+                resources={"io_manager": WarehouseIOManager(database=str(database), busy_timeout_s=1)},
+            )
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    error = raised.value.user_exception
+    assert isinstance(error, WarehouseBusyError)
+    assert f"{database} stayed locked by another process for 1s; the run wrote nothing" in str(error)
