@@ -1,10 +1,11 @@
 """The warehouse: one DuckDB file per environment, one schema per layer, through dagster-duckdb-pandas.
 
-Two things are added to the library's I/O manager, because a run must never leave a table half-written:
+Added to the library's I/O manager:
 - replacing a partition (delete its rows, insert the new ones) happens in one transaction, so a failed insert
-  leaves the previous version of the partition in place;
+  leaves the previous version of the partition in place: a run never leaves a table half-written;
 - text columns are declared VARCHAR even when a partition is empty (DuckDB would infer a NULL type), and every
-  write records the table's row count and its column schema as read back from DuckDB.
+  write records the table's row count and its column schema as read back from DuckDB;
+- the file is held open for the run: fewer checkpoints, and one writing run at a time (``WarehouseIOManager``).
 """
 
 from __future__ import annotations
