@@ -11,7 +11,7 @@ Added to the library's I/O manager:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -87,27 +87,48 @@ class _PandasTypeHandler(DuckDBPandasTypeHandler):
 
 
 class WarehouseBusyError(RuntimeError):
-    """Another process held the warehouse file for longer than the run may wait."""
+    """Another process held the warehouse file for longer than the caller may wait."""
 
 
-def _hold(database: str, config: dict[str, Any], timeout_s: float, log: Any) -> duckdb.DuckDBPyConnection:
-    """Open the file read-write, waiting while another process (another run, a metrics write) holds its lock."""
-    deadline = time.monotonic() + timeout_s
-    delay = 0.1
+def connect_waiting(
+    database: str | Path,
+    delays: Iterable[float],
+    *,
+    read_only: bool = False,
+    config: dict[str, Any] | None = None,
+    gave_up: str = "",
+    on_first_wait: Callable[[], None] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file, sleeping each of ``delays`` in turn while another process (another run, a metrics
+    write) holds its lock; when they run out, WarehouseBusyError names the file (``gave_up`` adds to the message)."""
+    waits = iter(delays)
+    waited = False
     while True:
         try:
-            return duckdb.connect(database, read_only=False, config=config)
+            return duckdb.connect(str(database), read_only=read_only, config=config or {})
         except duckdb.IOException as error:
             if "lock" not in str(error).lower():
                 raise
-            if time.monotonic() + delay > deadline:
-                raise WarehouseBusyError(
-                    f"{database} stayed locked by another process for {timeout_s:g}s; the run wrote nothing: {error}"
-                ) from None
-            if delay == 0.1 and log is not None:
-                log.info(f"waiting for {database}: another process holds it")
-            time.sleep(delay)
+            pause = next(waits, None)
+            if pause is None:
+                raise WarehouseBusyError(f"{database} stayed locked by another process{gave_up}: {error}") from error
+            if not waited and on_first_wait is not None:
+                on_first_wait()
+            waited = True
+            time.sleep(pause)
+
+
+def _doubling_delays(timeout_s: float) -> Iterator[float]:
+    """0.1 s, doubling up to 2 s, while the next pause still ends within ``timeout_s`` from now."""
+    deadline = time.monotonic() + timeout_s
+
+    def pauses() -> Iterator[float]:
+        delay = 0.1
+        while time.monotonic() + delay <= deadline:
+            yield delay
             delay = min(delay * 2, 2.0)
+
+    return pauses()
 
 
 def _client_config(connection_config: dict[str, Any] | None) -> dict[str, Any]:
@@ -161,7 +182,18 @@ class WarehouseIOManager(DuckDBPandasIOManager):
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[DbIOManager]:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        held = _hold(self.database, _client_config(self.connection_config), self.busy_timeout_s, context.log)
+
+        def say_waiting() -> None:
+            if context.log is not None:
+                context.log.info(f"waiting for {self.database}: another process holds it")
+
+        held = connect_waiting(
+            self.database,
+            _doubling_delays(self.busy_timeout_s),
+            config=_client_config(self.connection_config),
+            gave_up=f" for {self.busy_timeout_s:g}s; the run wrote nothing",
+            on_first_wait=say_waiting,
+        )
         try:
             yield self.create_io_manager(context)
         finally:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,8 +14,10 @@ import pytest
 
 from dataops_assets.observability.cli import register
 from dataops_assets.observability.config import ObservabilityResource, build_observability_resource
-from dataops_assets.observability.metrics import WarehouseBusyError, exposition, with_warehouse
+from dataops_assets.observability.metrics import exposition, with_warehouse
 from dataops_assets.observability.runs import RUNNER_TAGS, observation_sensors, observe_in_process
+from dataops_assets.warehouse import WarehouseBusyError
+from dataops_assets_tests.fixtures.processes import hold_duckdb_file
 from dataops_assets_tests.test_observability_support import (
     TINY_MONTH,
     TINY_QUARANTINED,
@@ -285,15 +285,8 @@ def test_failed_run_and_runner_runs(pipeline: PipelineRun, observed: Path, tmp_p
 
 def test_a_locked_warehouse_is_waited_for_then_reported(tmp_path: Path) -> None:
     database = tmp_path / "busy.duckdb"
-    duckdb.connect(str(database)).close()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(database)!r}); print('held', flush=True);"
-         " time.sleep(1.5); c.close()"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    holder = hold_duckdb_file(database, seconds=1.5)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         with pytest.raises(WarehouseBusyError, match="stayed locked"):
             with_warehouse(database, lambda c: c.execute("select 1").fetchone(), attempts=2, delay=0.01)
         started = time.monotonic()

@@ -1,8 +1,6 @@
 """The warehouse I/O manager on its own: transactional partition replacement, typed empty tables, schema rules,
 and the run's hold on the file."""
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 from dataops_assets.assets.partitions import MONTHLY
 from dataops_assets.warehouse import WarehouseBusyError, WarehouseIOManager
 from dataops_assets_tests.fixtures.pipeline import step_failures
+from dataops_assets_tests.fixtures.processes import hold_duckdb_file
 
 Frame = Callable[[], pd.DataFrame]
 
@@ -184,23 +183,8 @@ def test_a_rewrite_of_an_unpartitioned_table_replaces_all_rows(database: Path) -
     assert _query(database, "select code from test.lookup") == [("B6",)]
 
 
-def _hold_in_another_process(database: Path, seconds: float) -> subprocess.Popen[str]:
-    """A process that opens the file read-write (DuckDB's lock is per process), says so, and keeps it ``seconds``."""
-    database.parent.mkdir(parents=True, exist_ok=True)
-    code = (
-        "import sys, time, duckdb\n"
-        f"connection = duckdb.connect({str(database)!r})\n"
-        "print('held', flush=True)\n"
-        f"time.sleep({seconds})\n"
-        "connection.close()\n"
-    )
-    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    return holder
-
-
 def test_a_run_waits_while_another_process_holds_the_warehouse(database: Path) -> None:
-    holder = _hold_in_another_process(database, seconds=2)
+    holder = hold_duckdb_file(database, seconds=2)
     try:
         started = time.monotonic()
         result = _write(database, _unpartitioned(lambda: pd.DataFrame({"code": ["A"]})))
@@ -213,7 +197,7 @@ def test_a_run_waits_while_another_process_holds_the_warehouse(database: Path) -
 
 
 def test_a_run_gives_up_on_a_warehouse_held_too_long_naming_it(database: Path) -> None:
-    holder = _hold_in_another_process(database, seconds=10)
+    holder = hold_duckdb_file(database, seconds=10)
     try:
         with pytest.raises(dg.DagsterResourceFunctionError) as raised:
             dg.materialize(

@@ -33,7 +33,8 @@ def register(subparsers: Any) -> None:
 
 
 def run_metrics(settings: Settings, args: argparse.Namespace) -> int:
-    from dataops_assets.observability.metrics import WarehouseBusyError, exposition  # noqa: PLC0415
+    from dataops_assets.observability.metrics import exposition  # noqa: PLC0415
+    from dataops_assets.warehouse import WarehouseBusyError  # noqa: PLC0415
 
     try:
         text = exposition(settings.warehouse_path)

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from dataops_assets.observability.runlog import AssetDigest, RunDigest
+from dataops_assets.warehouse import connect_waiting
 
 SCHEMA = "ops"
 _DDL = (
@@ -47,10 +48,6 @@ _DDL = (
 _TABLES = ("runs", "asset_materializations", "check_evaluations")
 
 T = TypeVar("T")
-
-
-class WarehouseBusyError(RuntimeError):
-    """The warehouse stayed locked by another process for longer than the retries waited."""
 
 
 def _utc(timestamp: float | None) -> datetime | None:
@@ -135,22 +132,14 @@ def with_warehouse(
     attempts: int = 20,
     delay: float = 0.25,
 ) -> T:
-    """Run ``work`` on a connection to the warehouse, waiting (bounded) while another process holds its lock."""
-    for attempt in range(1, attempts + 1):
-        try:
-            connection = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower():
-                raise
-            if attempt == attempts:
-                raise WarehouseBusyError(f"{path} stayed locked by another process: {error}") from error
-            time.sleep(min(delay * attempt, 2.0))
-            continue
-        try:
-            return work(connection)
-        finally:
-            connection.close()
-    raise AssertionError("unreachable")
+    """Run ``work`` on a connection to the warehouse, waiting (``attempts`` tries) while another process holds its
+    lock; WarehouseBusyError when it stays locked."""
+    pauses = (min(delay * attempt, 2.0) for attempt in range(1, attempts))
+    connection = connect_waiting(path, pauses, read_only=read_only)
+    try:
+        return work(connection)
+    finally:
+        connection.close()
 
 
 def record_run(warehouse_path: Path, environment: str, digest: RunDigest, recorded_at: float | None = None) -> None:
