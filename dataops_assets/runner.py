@@ -10,6 +10,7 @@ import duckdb
 
 from dataops_assets.environments import Settings
 from dataops_assets.instance import open_instance
+from dataops_assets.observability.runlog import root_error
 from dataops_assets.observability.runs import RUNNER_TAGS, observe_in_process
 from dataops_assets.quality.verdict import CheckVerdict
 
@@ -56,8 +57,8 @@ def _step_errors(result: dg.ExecuteInProcessResult) -> list[str]:
     errors = []
     for event in result.all_events:
         if event.is_step_failure and event.step_key:
-            error = event.step_failure_data.error
-            message = error.cause.message if error and error.cause else (error.message if error else "unknown error")
+            cause = root_error(event)
+            message = cause.message if cause is not None else "unknown error"
             errors.append(f"{event.step_key}: {message.strip().splitlines()[-1]}")
     return errors
 

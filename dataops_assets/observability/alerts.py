@@ -40,6 +40,7 @@ from typing import Any
 import dagster as dg
 
 from dataops_assets.environments import Settings
+from dataops_assets.observability.runlog import root_error
 from dataops_assets.quality.verdict import CheckVerdict
 
 ROUTING_KEY_VAR = "DATAOPS_PAGERDUTY_ROUTING_KEY"
@@ -457,8 +458,7 @@ def failed_only_on_checks(step_failures: Sequence[dg.DagsterEvent]) -> bool:
 def _step_error_lines(step_failures: Sequence[dg.DagsterEvent]) -> list[str]:
     lines = []
     for event in step_failures:
-        error = event.step_failure_data.error
-        cause = (error.cause or error) if error else None
+        cause = root_error(event)
         message = _first_line(cause.message if cause else "", "unknown error")
         lines.append(f"{event.step_key}: {cause.cls_name if cause else 'Error'}: {message}")
     return lines

@@ -186,10 +186,16 @@ def _assets_and_checks(entries: Iterable[dg.EventLogEntry]) -> tuple[list[AssetD
     return sorted(assets.values(), key=lambda a: (a.started or 0.0, a.asset)), checks
 
 
+def root_error(step_failure: dg.DagsterEvent) -> Any:
+    """The error a failed step reports: the user code's exception (Dagster wraps it as the cause), else the error
+    itself; None when the event carries none. Its ``cls_name`` and ``message`` are what the reports print."""
+    error = step_failure.step_failure_data.error
+    return (error.cause or error) if error is not None else None
+
+
 def _error_text(event: dg.DagsterEvent) -> str:
-    error = event.step_failure_data.error
-    if error is None:
+    cause = root_error(event)
+    if cause is None:
         return "unknown error"
-    cause = error.cause or error
     message = cause.message.strip()
     return f"{cause.cls_name}: {message}" if cause.cls_name else message
