@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run ui test lint bench build lock clean
+.PHONY: install run ui test test-fast lint bench build lock clean
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,15 +27,21 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## test: lint, types, definitions, and every test (CI runs exactly this)
 test: lint
 	$(BIN)/dg check defs
 	$(BIN)/pytest
 
-## bench: the full year in stage, then 10x, beside a plain pandas script
+## test-fast: lint, types and the fast tier (not the deploy end to end, the real-data suites or the linters)
+test-fast: lint
+	$(BIN)/pytest -m "not e2e and not real_data and not linters"
+
+## bench: dataops land/run in stage at 1x and 10x, beside plain pandas and plain SQL
+## (a quick one: make bench BENCH_ARGS="--scales 1 --months 2013-01 2013-02")
 bench: install
-	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
 
 ## build: wheel + sdist + manifest.json in dist/ (the artifact CD deploys)
 build: install

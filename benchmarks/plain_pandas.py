@@ -1,7 +1,6 @@
-"""The flights flow in one process with plain pandas and DuckDB, no Dagster: the baseline of ``make bench``.
+"""The flights flow in one process with plain pandas and DuckDB, no Dagster: the first baseline of ``make bench``.
 
-It does what one run of the ``flights_pipeline`` job does for every month, with the same pure transforms from
-``dataops_assets.transforms``:
+It does what the pipeline does for every month, with the same pure transforms from ``dataops_assets.transforms``:
 
 raw       read each landed month (``read_landed``, all text) and the reference files; write them to ``raw.*``
 staging   type flights and weather per month, stage the reference tables once; write ``staging.*`` and
@@ -9,16 +8,15 @@ staging   type flights and weather per month, stage the reference tables once; w
 core      enrich each month's flights with weather, plane, airline and destination; write ``core.flights``
 marts     carrier and route monthly performance; write ``marts.*``
 
-Every layer writes its tables into one DuckDB file (``insert`` per month over one connection), so the I/O is
-comparable to the pipeline's, which stores every asset in the warehouse. What the plain script does not do is
-what the orchestrator adds: reading each input back from DuckDB, one connection per read or write, a run and an
-event log per month, re-staging the (unpartitioned) reference tables in every monthly run, and the asset checks.
+Every layer writes its tables into one DuckDB file (``insert`` per month over one connection). What it does not do
+is what the pipeline adds: storing every asset and reading its inputs back, a run and an event log per month, and
+the asset checks.
 
-Time and rows are accumulated per layer over the twelve months. Peak memory per layer is the highest resident set
-size sampled while that layer was running: in-process by a sampling thread when run on its own, or from the
-outside by ``benchmarks/bench.py`` (which reads the layer intervals from the JSON this script writes).
+Time and rows are accumulated per layer over the months. Peak memory per layer is the highest resident set size
+sampled in-process by a thread while that layer was running (``--no-sampler`` turns it off: ``benchmarks/bench.py``
+measures the whole process from outside instead).
 
-    .venv/bin/python benchmarks/plain_pandas.py [--landing-dir DIR] [--database FILE] [--json OUT]
+    .venv/bin/python benchmarks/plain_pandas.py --landing-dir DIR [--database FILE] [--months ...] [--json OUT]
 """
 
 from __future__ import annotations
@@ -40,8 +38,8 @@ import duckdb
 import pandas as pd
 import psutil
 
-from dataops_assets.environments import settings_for
-from dataops_assets.landing import MONTH_KEYS, flights_file, read_landed, reference_file, weather_file
+from dataops_assets.landing import flights_file, read_landed, reference_file, weather_file
+from dataops_assets.partitions import MONTH_KEYS
 from dataops_assets.transforms import flights as flights_transform
 from dataops_assets.transforms import marts
 from dataops_assets.transforms import weather as weather_transform
@@ -78,6 +76,7 @@ class PlainResult:
     ru_maxrss_mib: float
     cpu_seconds: float
     memory_method: str
+    tables: dict[str, int] = field(default_factory=dict)
 
 
 class _RssSampler:
@@ -256,24 +255,37 @@ def to_json(result: PlainResult) -> dict[str, Any]:
     return asdict(result)
 
 
+def table_counts(database: Path) -> dict[str, int]:
+    """Rows per ``layer.table`` of the DuckDB file (after the run, outside the measured time)."""
+    with duckdb.connect(str(database), read_only=True) as connection:
+        tables = connection.execute("select table_schema, table_name from information_schema.tables order by 1, 2")
+        counts = {}
+        for schema, table in tables.fetchall():
+            row = connection.execute(f"select count(*) from {schema}.{table}").fetchone()
+            counts[f"{schema}.{table}"] = int(row[0]) if row else 0
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
-    stage = settings_for("stage")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--landing-dir", type=Path, default=stage.landing_dir, help="default: stage's landing")
+    parser.add_argument("--landing-dir", type=Path, required=True)
     parser.add_argument("--database", type=Path, default=None, help="default: plain.duckdb beside the landing")
+    parser.add_argument("--months", nargs="+", default=list(MONTH_KEYS), metavar="YYYY-MM")
     parser.add_argument("--json", type=Path, default=None, help="write the result as JSON here")
     parser.add_argument(
-        "--no-sampler", action="store_true", help="do not sample RSS in-process (the caller samples from outside)"
+        "--no-sampler", action="store_true", help="do not sample RSS in-process (the caller measures from outside)"
     )
     args = parser.parse_args(argv)
     database = args.database or args.landing_dir.parent / "plain.duckdb"
+    months = tuple(args.months)
     if args.no_sampler:
-        result = run_plain(args.landing_dir, database)
+        result = run_plain(args.landing_dir, database, months)
     else:
         with _RssSampler() as sampler:
-            result = run_plain(args.landing_dir, database)
+            result = run_plain(args.landing_dir, database, months)
         attribute_peaks(result.layers, sampler.samples)
         result.memory_method = "RSS sampled every 10 ms by a thread in this process, attributed to the running layer"
+    result.tables = table_counts(database)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(to_json(result), indent=2))

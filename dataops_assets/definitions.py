@@ -9,24 +9,35 @@ from dataops_assets.assets.marts import mart_assets
 from dataops_assets.assets.raw import raw_assets
 from dataops_assets.assets.staging import staging_assets
 from dataops_assets.environments import Settings, current_settings
-from dataops_assets.observability import observability_resources, observability_sensors, run_loggers
+from dataops_assets.maintenance import build_lake_maintenance
+from dataops_assets.observability.alerts import alert_sensors, build_alerting_resource
+from dataops_assets.observability.config import build_observability_resource
+from dataops_assets.observability.logging import run_loggers
+from dataops_assets.observability.runs import observation_sensors
 from dataops_assets.orchestration import jobs, schedules, sensors
 from dataops_assets.quality.gx_checks import gx_asset_checks
 from dataops_assets.quality.native import native_checks
+from dataops_assets.quality.reconciliation import reconciliation_checks
 from dataops_assets.resources import build_resources
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
+    assets = [*raw_assets, *staging_assets, *core_assets, *mart_assets]
+    maintenance_job, maintenance_schedule = build_lake_maintenance(settings, [k for a in assets for k in a.keys])
     return dg.Definitions(
-        assets=[*raw_assets, *staging_assets, *core_assets, *mart_assets],
-        jobs=jobs,
-        schedules=schedules,
-        sensors=[*sensors, *observability_sensors],
-        asset_checks=[*native_checks(settings), *gx_asset_checks(settings)],
-        resources={**build_resources(settings), **observability_resources(settings)},
+        assets=assets,
+        jobs=[*jobs, maintenance_job],
+        schedules=[*schedules, maintenance_schedule],
+        sensors=[*sensors, *alert_sensors, *observation_sensors],
+        asset_checks=[*native_checks(assets, settings.thresholds), *gx_asset_checks(), *reconciliation_checks],
+        resources={
+            **build_resources(settings),
+            "alerting": build_alerting_resource(settings),
+            "observability": build_observability_resource(settings),
+        },
         loggers=run_loggers(settings),
-        # Materializations launched from the UI run their steps in one process too, like the job: DuckDB has one
-        # writer per file, and the warehouse I/O manager keeps the file open for the run (warehouse.py).
+        # Materializations launched from the UI run their steps in one process too, like the jobs: each step
+        # process would import Great Expectations again.
         executor=dg.in_process_executor,
     )
 

@@ -7,12 +7,20 @@ how much of the source is landed, and the thresholds the checks hold the data to
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 ENV_VAR = "DATAOPS_ENV"
 DATA_ROOT_VAR = "DATAOPS_DATA_ROOT"
+# Any URI delta-rs supports (s3://, gs://, az://); credentials come from the object store's own variables.
+LAKE_URI_VAR = "DATAOPS_LAKE_URI"
+# Monthly runs at once on the environment's instance (default: the number of CPUs).
+MAX_RUNS_VAR = "DATAOPS_MAX_CONCURRENT_RUNS"
+# A JSON object of Thresholds fields that replace the environment's own, e.g. for a smaller landed sample.
+THRESHOLDS_VAR = "DATAOPS_THRESHOLDS"
 DEFAULT_ENV = "dev"
 
 
@@ -43,6 +51,8 @@ class Settings:
     sample_fraction: float
     thresholds: Thresholds
     json_logs: bool
+    lake_uri_override: str | None = None
+    max_concurrent_runs: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @property
     def env_dir(self) -> Path:
@@ -55,6 +65,11 @@ class Settings:
     @property
     def warehouse_path(self) -> Path:
         return self.env_dir / "warehouse.duckdb"
+
+    @property
+    def lake_uri(self) -> str:
+        """Root of the environment's Delta tables: ``<lake_uri>/<layer>/<table>``."""
+        return self.lake_uri_override or str(self.env_dir / "lake")
 
     @property
     def dagster_home(self) -> Path:
@@ -96,7 +111,9 @@ def default_data_root() -> Path:
     return base / "var"
 
 
-def settings_for(name: str, data_root: Path | None = None) -> Settings:
+def settings_for(
+    name: str, data_root: Path | None = None, lake_uri: str | None = None, max_concurrent_runs: int | None = None
+) -> Settings:
     """Settings of a named environment; an unknown name fails with the valid ones listed."""
     if name not in _ENVIRONMENTS:
         valid = ", ".join(ENVIRONMENT_NAMES)
@@ -108,6 +125,8 @@ def settings_for(name: str, data_root: Path | None = None) -> Settings:
         sample_fraction=profile.sample_fraction,
         thresholds=profile.thresholds,
         json_logs=profile.json_logs,
+        lake_uri_override=lake_uri,
+        max_concurrent_runs=max_concurrent_runs or os.cpu_count() or 1,
     )
 
 
@@ -115,4 +134,19 @@ def current_settings() -> Settings:
     """Settings of the environment named by ``DATAOPS_ENV`` (default ``dev``)."""
     name = os.environ.get(ENV_VAR, DEFAULT_ENV).strip() or DEFAULT_ENV
     root = os.environ.get(DATA_ROOT_VAR)
-    return settings_for(name, Path(root) if root else None)
+    runs = os.environ.get(MAX_RUNS_VAR, "").strip()
+    if runs and not (runs.isdigit() and int(runs) > 0):
+        raise UnknownEnvironmentError(f"{MAX_RUNS_VAR}={runs!r} is not a positive whole number")
+    settings = settings_for(name, Path(root) if root else None, os.environ.get(LAKE_URI_VAR) or None, int(runs or 0))
+    overrides = os.environ.get(THRESHOLDS_VAR, "").strip()
+    return replace(settings, thresholds=_override(settings.thresholds, overrides)) if overrides else settings
+
+
+def _override(thresholds: Thresholds, overrides: str) -> Thresholds:
+    """The thresholds with the fields named in ``overrides`` (JSON) replaced; lists become the bands' tuples."""
+    try:
+        values = json.loads(overrides)
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return replace(thresholds, **fields)
+    except (ValueError, TypeError, AttributeError) as error:
+        raise UnknownEnvironmentError(f"{THRESHOLDS_VAR} is not a JSON object of threshold fields: {error}") from error

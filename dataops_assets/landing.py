@@ -14,17 +14,15 @@ finds the package without running it.
 from __future__ import annotations
 
 import importlib.util
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from dataops_assets.environments import Settings
+from dataops_assets.files import write_atomic
+from dataops_assets.partitions import MONTH_KEYS
 
-YEAR = 2013
-MONTH_KEYS: tuple[str, ...] = tuple(f"{YEAR}-{month:02d}" for month in range(1, 13))
 REFERENCE_TABLES: tuple[str, ...] = ("airports", "airlines", "planes")
 # Scaled copies get flight numbers shifted by this much so natural keys stay unique (real ones stay below 10,000).
 _SCALE_FLIGHT_OFFSET = 10_000
@@ -88,16 +86,7 @@ def scale_flights(month_rows: pd.DataFrame, scale: int) -> pd.DataFrame:
 
 def write_atomically(frame: pd.DataFrame, path: Path) -> None:
     """Write a CSV so that readers (the sensor, a run) never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            frame.to_csv(handle, index=False)
-        Path(tmp).chmod(0o644)  # mkstemp creates 0600; landed files are for every reader of the zone
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, frame.to_csv(index=False))
 
 
 @dataclass(frozen=True)

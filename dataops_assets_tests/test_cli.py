@@ -1,4 +1,5 @@
-"""``dataops run`` and ``dataops summary`` end to end, in process, on a hand-made landing under ``tmp_path``.
+"""``dataops run`` and ``dataops summary`` end to end, in process, on a hand-made landing under ``tmp_path``; and
+``dataops --help`` without Dagster.
 
 The CLI reads ``DATAOPS_ENV`` and ``DATAOPS_DATA_ROOT`` itself; the tests set them, and point ``DAGSTER_HOME``
 somewhere restorable because the CLI exports the environment's own Dagster home (under the data root).
@@ -6,18 +7,20 @@ somewhere restorable because the CLI exports the environment's own Dagster home 
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import replace
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from dataops_assets import environments
-from dataops_assets.cli import main
 from dataops_assets.environments import settings_for
 from dataops_assets.landing import weather_file
 from dataops_assets_tests.fixtures.landing import expected_counts, write_landing
-from dataops_assets_tests.fixtures.pipeline import fixture_settings
+from dataops_assets_tests.fixtures.pipeline import FIXTURE_BOUNDS
+from dataops_ops.cli import main
 
 _SUMMARY_LINE = re.compile(r"^(?P<table>[a-z_]+/[a-z_]+)\s+(?P<rows>[\d,]+)\s+(?P<partitions>\d+|-)$")
 _RUN_LINE = re.compile(r"^dev (?P<partition>2013-\d\d) (?P<status>ok|FAILED): (?P<passed>\d+)/(?P<total>\d+) checks")
@@ -26,13 +29,12 @@ _REFERENCE_TABLES = {"airports", "airlines", "planes"}
 
 @pytest.fixture
 def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """DATAOPS_ENV=dev with its files under ``tmp_path``; the dev profile's thresholds fitted to the tiny landing."""
+    """DATAOPS_ENV=dev with its files under ``tmp_path``; thresholds fitted to the tiny landing, as variables,
+    since the months run in processes of their own."""
     monkeypatch.setenv(environments.ENV_VAR, "dev")
     monkeypatch.setenv(environments.DATA_ROOT_VAR, str(tmp_path))
+    monkeypatch.setenv(environments.THRESHOLDS_VAR, json.dumps(FIXTURE_BOUNDS))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "unused_dagster_home"))
-    profile = environments._ENVIRONMENTS["dev"]
-    thresholds = fixture_settings(tmp_path).thresholds
-    monkeypatch.setitem(environments._ENVIRONMENTS, "dev", replace(profile, thresholds=thresholds))
     return tmp_path
 
 
@@ -80,7 +82,7 @@ def test_run_one_partition_prints_the_summary(data_root: Path, capsys: pytest.Ca
     assert _summary(out)["core/flights"] == (6, "1")
     assert _summary(out)["quarantine/flights"] == (1, "1")
     assert (settings.dagster_home / "dagster.yaml").is_file()  # the run is recorded in the environment's instance
-    assert settings.warehouse_path.is_file()
+    assert (Path(settings.lake_uri) / "core" / "flights" / "_delta_log").is_dir()
 
     assert main(["summary"]) == 0
     assert _summary(capsys.readouterr().out) == _expected_summary(["2013-01"])
@@ -127,3 +129,23 @@ def test_unknown_environment_returns_2_and_lists_the_valid_ones(
         "dataops: DATAOPS_ENV='qa' is not a known environment; expected one of: dev, stage, prod"
     )
     assert list(data_root.iterdir()) == []
+
+
+# the subcommands' handlers import their work when they run: building the parser loads none of it
+_HELP_PROBE = """
+import contextlib, io, json, sys
+from dataops_ops.cli import main
+with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):
+    main(["--help"])
+heavy = ("dagster", "pandas", "duckdb", "deltalake", "great_expectations", "prometheus_client", "requests")
+print(json.dumps({"help": out.getvalue(), "loaded": sorted(name for name in heavy if name in sys.modules)}))
+"""
+
+
+def test_help_lists_the_commands_without_importing_dagster() -> None:
+    done = subprocess.run([sys.executable, "-c", _HELP_PROBE], capture_output=True, text=True, timeout=60, check=True)
+    probe = json.loads(done.stdout.strip().splitlines()[-1])
+    assert probe["loaded"] == []
+    lake = ("sql", "history", "restore", "verify")
+    for command in ("land", "run", "summary", "docs", "metrics", "deploy", "promote", "status", *lake):
+        assert command in probe["help"], command

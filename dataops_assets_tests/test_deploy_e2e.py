@@ -25,13 +25,16 @@ from typing import TypeVar
 
 import pytest
 
-from dataops_assets.deploy import deploy as operations
-from dataops_assets.deploy.artifact import ArtifactError, Manifest, build_artifact, verify_artifact
-from dataops_assets.deploy.environment_root import DeployLockedError, EnvironmentRoot
-from dataops_assets.deploy.processes import stop
-from dataops_assets.deploy.services import start_webserver, stop_services
-from dataops_assets.deploy.webserver import WebserverClient, code_server_executable
 from dataops_assets.environments import UnknownEnvironmentError
+from dataops_ops.deploy import deploy as operations
+from dataops_ops.deploy.artifact import Manifest, build_artifact, verify_artifact
+from dataops_ops.deploy.environment_root import EnvironmentRoot
+from dataops_ops.deploy.errors import ArtifactError, DeployError, DeployFailedError, DeployLockedError
+from dataops_ops.deploy.services import served_python, start_webserver, stop_services
+from dataops_ops.deploy.webserver import Webserver
+from dataops_ops.processes import stop
+
+pytestmark = pytest.mark.e2e
 
 T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parents[1]
@@ -40,7 +43,7 @@ BROKEN_CHECK = """
 # --- added by test_deploy_e2e: a blocking check that always fails, so the gate must fail ---
 import dagster as _dg
 
-from dataops_assets.assets.partitions import MONTHLY as _MONTHLY
+from dataops_assets.partitions import MONTHLY as _MONTHLY
 
 
 @_dg.asset_check(asset=_dg.AssetKey(["staging", "flights"]), blocking=True, partitions_def=_MONTHLY)
@@ -51,6 +54,22 @@ def deliberately_broken() -> _dg.AssetCheckResult:
 defs = _dg.Definitions.merge(defs, _dg.Definitions(asset_checks=[deliberately_broken]))
 """
 BROKEN_IMPORT = '\n\nraise RuntimeError("deliberately broken definitions")\n'
+SLOW_CHECK = """
+
+# --- added by test_deploy_e2e: a check in the reference tables' job that outlives any gate timeout ---
+import time as _time
+
+import dagster as _dg
+
+
+@_dg.asset_check(asset=_dg.AssetKey(["staging", "airlines"]))
+def deliberately_slow() -> _dg.AssetCheckResult:
+    _time.sleep(600)
+    return _dg.AssetCheckResult(passed=True)
+
+
+defs = _dg.Definitions.merge(defs, _dg.Definitions(asset_checks=[deliberately_slow]))
+"""
 
 
 def _postgres_bin() -> Path | None:
@@ -139,6 +158,7 @@ class Artifacts:
     good2: Path
     broken_gate: Path
     broken_import: Path
+    slow: Path
 
 
 def _build_variant(tmp: Path, name: str, version: str, append: str) -> Path:
@@ -163,6 +183,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
         good2=_build_variant(tmp, "good2", "0.0.2.dev1+e2e", ""),
         broken_gate=_build_variant(tmp, "broken-gate", "0.0.3.dev1+brokengate", BROKEN_CHECK),
         broken_import=_build_variant(tmp, "broken-import", "0.0.4.dev1+brokenimport", BROKEN_IMPORT),
+        slow=_build_variant(tmp, "slow", "0.0.5.dev1+slow", SLOW_CHECK),
     )
 
 
@@ -193,12 +214,11 @@ def environments(tmp_path_factory: pytest.TempPathFactory, postgres: Postgres) -
 
 
 def _served_release(root: Path, env_name: str) -> str:
-    """The release behind the webserver's location: LOADED in the webserver, and the code server at the
+    """The release behind the webserver's location: it reloads without error, and the code server at the
     workspace's port runs the release's interpreter (``releases/<version>/venv/bin/python``)."""
-    env = EnvironmentRoot(root, env_name)
-    state = WebserverClient(env.config().webserver_port).location(env.config().location_name)
-    assert state.status == "LOADED" and state.error is None, state
-    served = code_server_executable(env.config().code_server_port)
+    config = EnvironmentRoot(root, env_name).config()
+    Webserver(config.webserver_port).reload(config.location_name)
+    served = served_python(config.code_server_port)
     assert served is not None
     return Path(served).parents[2].name
 
@@ -235,27 +255,29 @@ def test_promotion_path_end_to_end(artifacts: Artifacts, environments: Path, tmp
         operations.deploy(root, "qa", artifacts.good, log=log.append)
     corrupted = tmp_path / artifacts.good.name
     corrupted.write_bytes(artifacts.good.read_bytes()[:-10])
-    with pytest.raises(operations.DeployError, match="corrupted"):
+    with pytest.raises(DeployError, match="corrupted"):
         operations.deploy(root, "dev", corrupted, artifacts.good.with_name("manifest.json"), log=log.append)
     with dev.lock("test holds it"), pytest.raises(DeployLockedError, match="in progress"):
         operations.deploy(root, "dev", artifacts.good, log=log.append)
     unreachable = EnvironmentRoot(tmp_path / "elsewhere", "dev")
     unreachable.init(webserver_port=_free_port(), code_server_port=_free_port())
-    with pytest.raises(operations.DeployError, match="not reachable"):
+    with pytest.raises(DeployError, match="not reachable"):
         operations.deploy(unreachable.root, "dev", artifacts.good, log=log.append)
     assert dev.current() is None
 
     # dev: the smoke gate on one sampled partition, through GraphQL.
     report = timed("deploy dev", lambda: operations.deploy(root, "dev", artifacts.good, log=log.append))
-    assert report.outcome == "succeeded" and report.gate is not None and report.gate.passed, report
-    assert report.gate.runs[0]["status"] == "SUCCESS" and report.gate.runs[0]["checks_total"] > 0
-    assert "staging/flights/quarantine_share" in report.gate.details["blocking_checks"]
+    assert report["status"] == "succeeded" and report["gate"]["passed"], report
+    reference, month = report["gate"]["runs"]  # the reference tables' job, then the month
+    assert reference["job"] == "reference_tables" and reference["status"] == "SUCCESS", reference
+    assert month["partition"] == "2013-01" and month["status"] == "SUCCESS" and month["checks_total"] > 0, month
+    assert "staging/flights/quarantine_share" in report["gate"]["details"]["blocking_checks"]
     assert _served_release(root, "dev") == good.version
     timed("deploy dev v2", lambda: operations.deploy(root, "dev", artifacts.good2, log=log.append))
     assert _served_release(root, "dev") == "0.0.2.dev1+e2e"
 
     # A gate that fails: rolled back to the previous release, which the webserver serves again.
-    with pytest.raises(operations.DeployFailedError, match="deliberately_broken") as failed:
+    with pytest.raises(DeployFailedError, match="deliberately_broken") as failed:
         timed("failed gate + rollback", lambda: operations.deploy(root, "dev", artifacts.broken_gate, log=log.append))
     assert "rolled back to 0.0.2.dev1+e2e" in str(failed.value)
     assert dev.current() is not None and dev.current().version == "0.0.2.dev1+e2e"  # type: ignore[union-attr]
@@ -264,20 +286,20 @@ def test_promotion_path_end_to_end(artifacts: Artifacts, environments: Path, tmp
     assert last["status"] == "rolled_back" and any("deliberately_broken" in f for f in last["failures"])
 
     # A location that fails to load: rolled back as well.
-    with pytest.raises(operations.DeployFailedError, match="deliberately broken definitions"):
+    with pytest.raises(DeployFailedError, match="deliberately broken definitions"):
         timed("failed load + rollback", lambda: operations.deploy(root, "dev", artifacts.broken_import, log=log.append))
     assert _served_release(root, "dev") == "0.0.2.dev1+e2e"
 
     # A gate run that does not finish in time: terminated through GraphQL, then rolled back.
-    with pytest.raises(operations.DeployFailedError, match="dev-smoke ran out of its 1s at 2013-01") as timed_out:
+    with pytest.raises(DeployFailedError, match="dev-smoke ran out of its 1s at reference_tables") as timed_out:
         timed(
             "gate timeout + rollback",
-            lambda: operations.deploy(root, "dev", artifacts.good, log=log.append, gate_timeout_s=1),
+            lambda: operations.deploy(root, "dev", artifacts.slow, log=log.append, gate_timeout_s=1),
         )
     assert "rolled back to 0.0.2.dev1+e2e" in str(timed_out.value)
     gate_run = re.search(r"run (\S+) was still \w+ at its deadline; canceled", str(timed_out.value))
     assert gate_run is not None, str(timed_out.value)
-    assert WebserverClient(dev.config().webserver_port).run_status(gate_run.group(1)) == "CANCELED"
+    assert Webserver(dev.config().webserver_port).run_status(gate_run.group(1)) == "CANCELED"
     assert _served_release(root, "dev") == "0.0.2.dev1+e2e"
     last = dev.audit_records()[-1]
     assert last["status"] == "rolled_back" and "ran out of its 1s" in last["reason"], last
@@ -287,20 +309,22 @@ def test_promotion_path_end_to_end(artifacts: Artifacts, environments: Path, tmp
     assert dev.current().version == good.version  # type: ignore[union-attr]
     assert _served_release(root, "dev") == good.version
 
-    # stage: the same artifact, promoted; business validation includes the mart/core reconciliation.
+    # stage: the same artifact, promoted; its blocking checks include the marts' reconciliation with core.
     report = timed("promote dev→stage", lambda: operations.promote(root, "dev", "stage", log=log.append))
-    assert report.sha256 == good.sha256 and report.gate is not None and report.gate.passed, report
-    reconciliation = report.gate.details["reconciliation"]
-    assert reconciliation["mismatches"] == 0 and reconciliation["flights"] > 25_000, reconciliation
+    assert report["sha256"] == good.sha256 and report["gate"]["passed"], report
+    reconciliation = {"marts/carrier_monthly/reconciles_with_core", "marts/route_monthly/reconciles_with_core"}
+    assert reconciliation <= set(report["gate"]["details"]["blocking_checks"])
     assert _served_release(root, "stage") == good.version
 
     # prod: refuses an artifact that never passed stage, accepts the one that did.
-    with pytest.raises(operations.DeployError, match="no passed stage gate"):
+    with pytest.raises(DeployError, match="no passed stage gate"):
         operations.deploy(root, "prod", artifacts.good2, log=log.append)
     assert prod.current() is None
     report = timed("promote stage→prod", lambda: operations.promote(root, "stage", "prod", log=log.append))
-    assert report.gate is not None and report.gate.gate == "prod-post-release" and report.gate.passed, report
-    assert report.gate.runs == []  # read-only: nothing launched in prod
+    assert report["gate"]["gate"] == "prod-post-release" and report["gate"]["passed"], report
+    assert report["gate"]["runs"] == []  # read-only: nothing launched in prod
+    published = ["core/flights", "marts/carrier_monthly", "marts/route_monthly"]
+    assert report["gate"]["details"]["published"] == published, report["gate"]
     assert _served_release(root, "prod") == good.version
 
     rows = {row["env"]: row for row in operations.status(root)}

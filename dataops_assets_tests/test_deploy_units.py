@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -13,17 +14,21 @@ from typing import ClassVar
 
 import pytest
 
-from dataops_assets.deploy import deploy as deploy_operations
-from dataops_assets.deploy.artifact import ArtifactError, wheel_version
-from dataops_assets.deploy.cli import register
-from dataops_assets.deploy.environment_root import (
+from dataops_assets.environments import UnknownEnvironmentError
+from dataops_assets.quality.verdict import CheckVerdict
+from dataops_ops.deploy import deploy as deploy_operations
+from dataops_ops.deploy.artifact import wheel_version
+from dataops_ops.deploy.cli import register
+from dataops_ops.deploy.environment_root import EnvironmentRoot, sqlalchemy_url
+from dataops_ops.deploy.errors import (
+    ArtifactError,
     DeployLockedError,
     EnvironmentNotReadyError,
-    EnvironmentRoot,
-    sqlalchemy_url,
+    GateTimeoutError,
+    WebserverError,
 )
-from dataops_assets.deploy.webserver import GateTimeoutError, WebserverClient
-from dataops_assets.environments import UnknownEnvironmentError
+from dataops_ops.deploy.gates import GateResult, _judge_run
+from dataops_ops.deploy.webserver import RunOutcome, Webserver
 
 
 def test_environment_root_layout_and_instance_config(tmp_path: Path) -> None:
@@ -110,7 +115,7 @@ def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
     holder_code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from dataops_assets.deploy.environment_root import EnvironmentRoot\n"
+        "from dataops_ops.deploy.environment_root import EnvironmentRoot\n"
         f"with EnvironmentRoot(Path({str(tmp_path)!r}), 'dev').lock('deploy of v9'):\n"
         "    print('held', flush=True)\n"
         "    time.sleep(60)\n"
@@ -143,10 +148,12 @@ class _RunNeverEnds(BaseHTTPRequestHandler):
         requests = sum("terminateRun" in earlier for earlier in self.received)
         if "terminateRun" in document:
             # The first request is refused, as Dagster does while the run worker is still starting.
-            outcome = "TerminateRunFailure" if requests == 1 else "TerminateRunSuccess"
-            data: dict[str, object] = {"terminateRun": {"__typename": outcome}}
+            refused = {"__typename": "TerminateRunFailure", "message": "the run is still starting"}
+            data: dict[str, object] = {
+                "terminateRun": refused if requests == 1 else {"__typename": "TerminateRunSuccess"}
+            }
         else:
-            data = {"runOrError": {"__typename": "Run", "status": "CANCELED" if requests >= 2 else "STARTED"}}
+            data = {"pipelineRunOrError": {"__typename": "Run", "status": "CANCELED" if requests >= 2 else "STARTED"}}
         body = json.dumps({"data": data}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -163,10 +170,96 @@ def test_a_gate_run_that_does_not_finish_times_out_and_is_cancelled() -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        client = WebserverClient(port=server.server_address[1], timeout_s=5)
+        client = Webserver(port=server.server_address[1], timeout_s=5)
         with pytest.raises(GateTimeoutError, match="run r1 was still STARTED at its deadline; canceled"):
             client.wait_run("r1", timeout_s=1.0, cancel_grace_s=5.0)
     finally:
         server.shutdown()
         server.server_close()
     assert sum("terminateRun" in document for document in _RunNeverEnds.received) == 2
+
+
+def _verdict(check: str, passed: bool, severity: str = "ERROR") -> CheckVerdict:
+    return CheckVerdict("staging/flights", check, "2013-01", passed, severity, "" if passed else f"{check} failed")
+
+
+def test_a_gate_run_fails_on_error_records_warn_and_needs_every_blocking_check() -> None:
+    blocking = {("staging/flights", "gx_suite"), ("staging/flights", "quarantine_share")}
+    passing = RunOutcome(
+        "r1", "SUCCESS", "2013-01", (_verdict("gx_suite", True), _verdict("quarantine_share", True)), ()
+    )
+    result = GateResult("dev-smoke")
+    _judge_run(result, passing, blocking)
+    assert result.passed and not result.failures and not result.warnings
+
+    warned = RunOutcome(
+        "r2", "SUCCESS", "2013-01", (_verdict("gx_suite", False, "WARN"), _verdict("quarantine_share", True)), ()
+    )
+    _judge_run(result, warned, blocking)
+    assert result.passed and result.warnings == ["2013-01 staging/flights gx_suite (WARN, blocking): gx_suite failed"]
+
+    failed = RunOutcome("r3", "FAILURE", "2013-01", (_verdict("gx_suite", False),), ("staging__flights: boom",))
+    _judge_run(result, failed, blocking)
+    assert not result.passed
+    assert result.failures == [
+        "2013-01 staging/flights gx_suite (ERROR, blocking): gx_suite failed",
+        "2013-01 staging/flights quarantine_share (blocking): did not run in r3",
+        "2013-01 run r3 ended FAILURE",
+        "2013-01 step staging__flights: boom",
+    ]
+
+
+class _RunEvents(BaseHTTPRequestHandler):
+    """A GraphQL endpoint serving a run's event log in two pages: a check evaluation, then a step failure."""
+
+    def do_POST(self) -> None:
+        variables = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["variables"]
+        evaluation: dict[str, object] = {
+            "assetKey": {"path": ["core", "flights"]},
+            "checkName": "gx_suite",
+            "partition": "2013-02",
+        }
+        evaluation |= {"success": False, "severity": "ERROR", "description": "3 rows failed\nmore detail"}
+        first = [
+            {"__typename": "AssetCheckEvaluationEvent", "evaluation": evaluation},
+            {"__typename": "LogMessageEvent"},
+        ]
+        second = [
+            {"__typename": "ExecutionStepFailureEvent", "stepKey": "core__flights", "error": {"message": "boom\n"}}
+        ]
+        page = {"__typename": "EventConnection", "cursor": "1", "hasMore": True, "events": first}
+        if variables["cursor"] == "1":
+            page = {"__typename": "EventConnection", "cursor": "2", "hasMore": False, "events": second}
+        body = json.dumps({"data": {"logsForRun": page}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_run_outcome_reads_every_page_of_the_event_log() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RunEvents)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        outcome = Webserver(port=server.server_address[1], timeout_s=5).run_outcome("r9", "FAILURE", "2013-02")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert outcome.evaluations == (
+        CheckVerdict("core/flights", "gx_suite", "2013-02", False, "ERROR", "3 rows failed", "r9"),
+    )
+    assert outcome.step_failures == ("core__flights: boom",)
+
+
+def test_an_unreachable_webserver_is_reported_as_such() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens once the probe is closed
+    webserver = Webserver(port, timeout_s=3)
+    assert not webserver.is_up()
+    with pytest.raises(WebserverError, match=rf"webserver at http://127.0.0.1:{port}/graphql is not reachable"):
+        webserver.ping()

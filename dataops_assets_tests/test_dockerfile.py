@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dataops_assets.deploy.artifact import ArtifactFile, Manifest
+from dataops_ops.deploy.artifact import ArtifactFile, Manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
@@ -28,11 +28,13 @@ def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
+@pytest.mark.linters
 def test_dockerfile_passes_hadolint() -> None:
     result = hadolint(DOCKERFILE)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.linters
 def test_hadolint_fails_on_a_broken_dockerfile(tmp_path: Path) -> None:
     broken = tmp_path / "Dockerfile"
     broken.write_text(BROKEN)

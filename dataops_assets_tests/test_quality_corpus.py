@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pandas as pd
 import pytest
 
 from dataops_assets.definitions import build_definitions
 from dataops_assets.environments import Settings, settings_for
 from dataops_assets.landing import flights_file, land
+from dataops_assets.orchestration import flights_pipeline, reference_tables
+from dataops_assets_tests.fixtures.pipeline import read_table
+
+pytestmark = pytest.mark.real_data
 
 MONTH = "2013-01"
 
@@ -38,14 +41,12 @@ class Run:
         return read_table(self.settings, name)
 
 
-def read_table(settings: Settings, name: str) -> pd.DataFrame:
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as connection:
-        return connection.execute(f"select * from {name}").fetchdf()
-
-
 def run_month(settings: Settings) -> Run:
-    job = build_definitions(settings).resolve_job_def("flights_pipeline")
+    """The reference tables, then the month, as ``dataops run`` does (in process here)."""
+    defs = build_definitions(settings)
     with dg.DagsterInstance.ephemeral() as instance:
+        assert defs.resolve_job_def(reference_tables.name).execute_in_process(instance=instance).success
+        job = defs.resolve_job_def(flights_pipeline.name)
         result = job.execute_in_process(partition_key=MONTH, instance=instance, raise_on_error=False)
     return Run(settings, result)
 

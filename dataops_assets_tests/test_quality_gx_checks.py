@@ -13,30 +13,35 @@ import pytest
 
 from dataops_assets.assets.core import core_assets
 from dataops_assets.assets.marts import mart_assets
-from dataops_assets.assets.partitions import MONTHLY
 from dataops_assets.assets.raw import raw_assets
 from dataops_assets.assets.staging import staging_assets
 from dataops_assets.definitions import build_definitions
-from dataops_assets.environments import Settings
+from dataops_assets.environments import Settings, settings_for
+from dataops_assets.partitions import MONTHLY
 from dataops_assets.quality.gx_checks import CHECK_NAME, gx_asset_checks
-from dataops_assets.quality.gx_docs import build_data_docs, build_data_docs_report
 from dataops_assets.quality.gx_suites import SUITES, SuiteSpec
 from dataops_assets.resources import build_resources
-from dataops_assets_tests.test_quality_gx_support import (
+from dataops_assets_tests.fixtures.gx_month import (
     FLIGHT_ROWS,
     MONTH,
-    SMALL_PARAMETERS,
     small_settings,
     write_small_landing,
 )
+from dataops_ops.docs import build_data_docs, build_data_docs_report
 
 ASSETS = [*raw_assets, *staging_assets, *core_assets, *mart_assets]
 PUBLISHED = ("core/flights", "marts/carrier_monthly", "marts/route_monthly")
 
 
-def run_month(settings: Settings, checks: Sequence[dg.AssetChecksDefinition]) -> dg.ExecuteInProcessResult:
+def run_month(
+    settings: Settings, checks: Sequence[dg.AssetChecksDefinition] | None = None
+) -> dg.ExecuteInProcessResult:
+    """Materialize the month with the GX checks (or ``checks``), bound to the environment's resources."""
     return dg.materialize(
-        [*ASSETS, *checks], resources=build_resources(settings), partition_key=MONTH, raise_on_error=False
+        [*ASSETS, *(gx_asset_checks() if checks is None else checks)],
+        resources=build_resources(settings),
+        partition_key=MONTH,
+        raise_on_error=False,
     )
 
 
@@ -54,13 +59,14 @@ def with_dest(row: dict[str, str], dest: str) -> dict[str, str]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    """dev under ``tmp_path``, with row-count bands the eight-flight month meets."""
     return small_settings(tmp_path)
 
 
 def test_warnings_are_reported_per_partition_and_do_not_block(settings: Settings) -> None:
     rows = [*FLIGHT_ROWS[:3], with_dest(FLIGHT_ROWS[3], "BQN"), *FLIGHT_ROWS[4:]]
     write_small_landing(settings.landing_dir, rows)
-    result = run_month(settings, gx_asset_checks(settings, SMALL_PARAMETERS))
+    result = run_month(settings)
 
     assert result.success
     evaluations = gx_evaluations(result)
@@ -86,7 +92,7 @@ def test_warnings_are_reported_per_partition_and_do_not_block(settings: Settings
 def test_a_critical_failure_is_an_error_that_skips_downstream(settings: Settings) -> None:
     rows = [{**FLIGHT_ROWS[0], "origin": "BOS"}, *FLIGHT_ROWS[1:]]  # staging keeps it: no row rule on origin
     write_small_landing(settings.landing_dir, rows)
-    result = run_month(settings, gx_asset_checks(settings, SMALL_PARAMETERS))
+    result = run_month(settings)
 
     assert not result.success
     evaluations = gx_evaluations(result)
@@ -101,10 +107,11 @@ def test_a_critical_failure_is_an_error_that_skips_downstream(settings: Settings
     assert set(evaluations) == {"staging/flights", "staging/weather"}
 
 
-def test_statistical_bands_come_from_the_environment(settings: Settings) -> None:
-    """Without the small-fixture parameters, dev's bands (2,300 to 3,100 flights) stop eight flights."""
+def test_statistical_bands_come_from_the_thresholds_resource(tmp_path: Path) -> None:
+    """The same checks and month under dev's own thresholds (2,300 to 3,100 flights) stop eight flights."""
+    settings = settings_for("dev", data_root=tmp_path)
     write_small_landing(settings.landing_dir)
-    result = run_month(settings, gx_asset_checks(settings))
+    result = run_month(settings)
     failed = gx_evaluations(result)["staging/flights"]
     assert (failed.passed, failed.severity) == (False, dg.AssetCheckSeverity.ERROR)
     assert failed.metadata["row_count_in_band.observed_value"] == dg.MetadataValue.int(8)
@@ -117,7 +124,7 @@ def test_a_suite_that_cannot_run_is_a_failed_error_result(settings: Settings, tm
     (suites / "staging.weather.json").write_text('{"name": "staging.weather", "expectations": [')
     broken = [SuiteSpec(("staging", "weather"), ("observation_id",), directory=suites)]
     write_small_landing(settings.landing_dir)
-    result = run_month(settings, gx_asset_checks(settings, SMALL_PARAMETERS, suites=broken))
+    result = run_month(settings, gx_asset_checks(broken))
 
     evaluation = gx_evaluations(result)["staging/weather"]
     assert (evaluation.passed, evaluation.severity) == (False, dg.AssetCheckSeverity.ERROR)
@@ -127,7 +134,7 @@ def test_a_suite_that_cannot_run_is_a_failed_error_result(settings: Settings, tm
 
 def test_data_docs_render_the_latest_validations(settings: Settings) -> None:
     write_small_landing(settings.landing_dir, [*FLIGHT_ROWS[:3], with_dest(FLIGHT_ROWS[3], "BQN"), *FLIGHT_ROWS[4:]])
-    result = run_month(settings, gx_asset_checks(settings, SMALL_PARAMETERS))
+    result = run_month(settings)
     evaluation = gx_evaluations(result)["staging/flights"]
     persisted = Path(evaluation.metadata["validation_result"].value)
     assert persisted == settings.env_dir / "validations" / "staging.flights" / f"{MONTH}.json"
@@ -154,29 +161,20 @@ def test_data_docs_skip_unreadable_results(settings: Settings) -> None:
     assert report.index.is_file()
 
 
-def with_gx_checks(defs: dg.Definitions, checks: Sequence[dg.AssetChecksDefinition]) -> dg.Definitions:
-    """The Definitions with the GX checks, unless ``build_definitions`` holds them already (once wired)."""
-    held = {key.name for check in defs.asset_checks or [] for key in check.check_keys}
-    return defs if CHECK_NAME in held else dg.Definitions.merge(defs, dg.Definitions(asset_checks=checks))
-
-
-def test_checks_load_beside_the_environment_definitions(settings: Settings) -> None:
-    """What ``build_definitions`` will hold once the checks are wired in: loads, no name clashes."""
-    checks = gx_asset_checks(settings)
-    defs = with_gx_checks(build_definitions(settings), checks)
+def test_the_environment_definitions_hold_one_check_per_suite(settings: Settings) -> None:
+    defs = build_definitions(settings)
     dg.Definitions.validate_loadable(defs)
-    wired = {key for check in defs.asset_checks or [] for key in check.check_keys if key.name == CHECK_NAME}
-    assert len(wired) == len(SUITES)
+    checks = [check for check in defs.asset_checks or [] if any(k.name == CHECK_NAME for k in check.check_keys)]
     specs = {key.asset_key.to_user_string(): key.name for check in checks for key in check.check_keys}
     assert specs == {"/".join(spec.asset_key): CHECK_NAME for spec in SUITES}
     staging_check = checks[[spec.name for spec in SUITES].index("staging.flights")]
     spec = next(iter(staging_check.check_specs))
     assert spec.blocking
-    assert spec.asset_key == dg.AssetKey(["staging", "flights"])
     assert spec.partitions_def == MONTHLY
     assert {key.to_user_string() for key in staging_check.keys_by_input_name.values()} == {
         "staging/flights", "staging/airlines", "staging/airports", "staging/planes",
     }  # fmt: skip
+    assert {"thresholds", "great_expectations"} <= staging_check.required_resource_keys
 
 
 def test_importing_the_definitions_does_not_import_great_expectations(tmp_path: Path) -> None:
@@ -185,12 +183,9 @@ import sys, time
 started = time.perf_counter()
 import dataops_assets.definitions as definitions
 import dagster as dg
-from dataops_assets.quality import gx_checks, gx_docs, gx_suites, gx_validation
+import dataops_ops.docs
+from dataops_assets.quality import gx_checks, gx_suites, gx_validation
 defs = definitions.defs
-held = {key.name for check in defs.asset_checks or [] for key in check.check_keys}
-if gx_checks.CHECK_NAME not in held:  # until build_definitions holds them
-    checks = gx_checks.gx_asset_checks(definitions.current_settings())
-    defs = dg.Definitions.merge(defs, dg.Definitions(asset_checks=checks))
 dg.Definitions.validate_loadable(defs)
 assert gx_checks.CHECK_NAME in {key.name for check in defs.asset_checks or [] for key in check.check_keys}
 print(round(time.perf_counter() - started, 2))
@@ -212,7 +207,7 @@ def test_a_failure_of_the_bridge_itself_is_still_a_failed_error_result(
 
     monkeypatch.setattr("dataops_assets.quality.gx_checks.run_suite", broken)
     write_small_landing(settings.landing_dir)
-    result = run_month(settings, gx_asset_checks(settings, SMALL_PARAMETERS, suites=SUITES[:1]))
+    result = run_month(settings, gx_asset_checks(SUITES[:1]))
     evaluation = gx_evaluations(result)["staging/flights"]
     assert (evaluation.passed, evaluation.severity, evaluation.partition) == (False, dg.AssetCheckSeverity.ERROR, MONTH)
     assert evaluation.metadata["error"].value == "the GX bridge failed: RuntimeError: disk on fire"

@@ -18,8 +18,10 @@ from dataops_assets.assets.staging import staging_assets
 from dataops_assets.environments import Settings, settings_for
 from dataops_assets.landing import land
 from dataops_assets.quality.gx_checks import CHECK_NAME, gx_asset_checks
-from dataops_assets.quality.gx_docs import build_data_docs_report
 from dataops_assets.resources import build_resources
+from dataops_ops.docs import build_data_docs_report
+
+pytestmark = pytest.mark.real_data
 
 MONTH = "2013-01"
 UNKNOWN_AIRPORTS = {"BQN", "SJU", "STT", "PSE"}
@@ -30,7 +32,7 @@ def january(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dg.Exec
     settings = settings_for("dev", data_root=tmp_path_factory.mktemp("real-january"))
     land(settings, months=(MONTH,))
     result = dg.materialize(
-        [*raw_assets, *staging_assets, *core_assets, *mart_assets, *gx_asset_checks(settings)],
+        [*raw_assets, *staging_assets, *core_assets, *mart_assets, *gx_asset_checks()],
         resources=build_resources(settings),
         partition_key=MONTH,
         raise_on_error=False,

@@ -4,8 +4,10 @@ Nothing here runs Great Expectations: suites are data, and reading them must sta
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -17,14 +19,12 @@ from dataops_assets.quality.gx_suites import (
     SuiteFileError,
     SuiteSpec,
     load_suite,
-    parameter_names,
-    partition_label,
     suite_parameters,
     suite_problems,
     weather_row_band,
 )
 from dataops_assets.transforms import flights, weather
-from dataops_assets_tests.test_quality_gx_support import reference_frames
+from dataops_assets_tests.fixtures.gx_month import reference_frames
 
 SPECS = {spec.name: spec for spec in SUITES}
 REFERENTIAL = {"dest_in_airports", "tailnum_in_planes"}
@@ -36,6 +36,24 @@ def _suite(name: str) -> dict:
 
 def _by_name(name: str) -> dict[str, dict]:
     return {e["meta"]["name"]: e for e in _suite(name)["expectations"]}
+
+
+def parameter_names(suite: Mapping[str, Any]) -> set[str]:
+    """The ``$PARAMETER`` names a suite uses."""
+    names: set[str] = set()
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("$PARAMETER"), str):
+                names.add(value["$PARAMETER"])
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(dict(suite))
+    return names
 
 
 def test_every_checked_asset_has_a_suite_file_and_every_file_a_checked_asset() -> None:
@@ -94,35 +112,27 @@ def test_cancelled_flights_are_expressed_not_hidden() -> None:
 
 @pytest.mark.parametrize("environment", ENVIRONMENT_NAMES)
 @pytest.mark.parametrize("name", sorted(SPECS))
-def test_every_parameter_a_suite_uses_is_filled(environment: str, name: str, tmp_path: Path) -> None:
+def test_every_parameter_a_suite_uses_is_filled(environment: str, name: str) -> None:
     spec = SPECS[name]
     references = {table: frame for table, frame in reference_frames().items() if table in spec.references}
-    parameters = suite_parameters(settings_for(environment, data_root=tmp_path), ["2013-01"], references)
+    parameters = suite_parameters(settings_for(environment).thresholds, "2013-01", references)
     assert parameter_names(_suite(name)) <= set(parameters)
 
 
-def test_row_count_bands_follow_the_environment(tmp_path: Path) -> None:
-    dev = suite_parameters(settings_for("dev", data_root=tmp_path), ["2013-01"])
-    prod = suite_parameters(settings_for("prod", data_root=tmp_path), ["2013-01"])
+def test_row_count_bands_follow_the_environment() -> None:
+    dev = suite_parameters(settings_for("dev").thresholds, "2013-01")
+    prod = suite_parameters(settings_for("prod").thresholds, "2013-01")
     assert (dev["min_rows"], dev["max_rows"]) == (2_300, 3_100)  # the 10 % sample
     assert (prod["min_rows"], prod["max_rows"]) == (24_000, 30_000)
     assert dev["cancellation_rate_max"] == prod["cancellation_rate_max"] == 0.08
 
 
-def test_partition_window_and_ranges(tmp_path: Path) -> None:
-    settings = settings_for("prod", data_root=tmp_path)
-    one = suite_parameters(settings, ["2013-02"])
+def test_partition_window() -> None:
+    one = suite_parameters(settings_for("prod").thresholds, "2013-02")
     assert (one["month_start"], one["month_end"], one["last_month_start"]) == (
         "2013-02-01T00:00:00", "2013-02-28T23:59:59.999999", "2013-02-01T00:00:00",
     )  # fmt: skip
     assert (one["weather_min_rows"], one["weather_max_rows"]) == (1915, 2019)  # 28 days x 24 h x 3 airports
-    quarter = suite_parameters(settings, ["2013-03", "2013-01", "2013-02"])
-    assert quarter["month_start"] == "2013-01-01T00:00:00"
-    assert quarter["month_end"] == "2013-03-31T23:59:59.999999"
-    assert quarter["last_month_start"] == "2013-03-01T00:00:00"
-    assert (quarter["min_rows"], quarter["max_rows"]) == (72_000, 90_000)
-    assert partition_label(["2013-03", "2013-01"]) == "2013-01..2013-03"
-    assert partition_label(["2013-01"]) == "2013-01"
 
 
 def test_weather_band_admits_the_real_months(tmp_path: Path) -> None:
@@ -133,8 +143,8 @@ def test_weather_band_admits_the_real_months(tmp_path: Path) -> None:
         assert low <= rows <= high
 
 
-def test_value_sets_come_from_the_reference_tables(tmp_path: Path) -> None:
-    parameters = suite_parameters(settings_for("dev", data_root=tmp_path), ["2013-01"], reference_frames())
+def test_value_sets_come_from_the_reference_tables() -> None:
+    parameters = suite_parameters(settings_for("dev").thresholds, "2013-01", reference_frames())
     assert parameters["airlines"] == ["AA", "B6", "UA"]
     assert "FLL" in parameters["airports"] and "BQN" not in parameters["airports"]
     assert parameters["planes"] == sorted(parameters["planes"])
@@ -188,17 +198,17 @@ def test_duplicate_names_are_refused() -> None:
     assert suite_problems({"name": "x", "expectations": [expectation, expectation]}) == ["meta.name 'a' is used twice"]
 
 
-def test_parameters_are_plain_json(tmp_path: Path) -> None:
+def test_parameters_are_plain_json() -> None:
     """Parameters end up in the persisted result: they must serialize without help."""
-    parameters = suite_parameters(settings_for("dev", data_root=tmp_path), ["2013-01"], reference_frames())
+    parameters = suite_parameters(settings_for("dev").thresholds, "2013-01", reference_frames())
     json.dumps(parameters)
     assert pd.Timestamp(parameters["month_end"]) < pd.Timestamp("2013-02-01")
 
 
-def test_weather_coverage_comes_from_the_thresholds(tmp_path: Path) -> None:
+def test_weather_coverage_comes_from_the_thresholds() -> None:
     """``Thresholds.min_weather_coverage`` sets the weather row band; a hand-made month of a few hours sets it to 0."""
-    settings = settings_for("dev", data_root=tmp_path)
-    default = suite_parameters(settings, ["2013-01"])
+    thresholds = settings_for("dev").thresholds
+    default = suite_parameters(thresholds, "2013-01")
     assert (default["weather_min_rows"], default["weather_max_rows"]) == (2120, 2235)
-    relaxed = replace(settings, thresholds=replace(settings.thresholds, min_weather_coverage=0.0))
-    assert suite_parameters(relaxed, ["2013-01"])["weather_min_rows"] == 0
+    relaxed = replace(thresholds, min_weather_coverage=0.0)
+    assert suite_parameters(relaxed, "2013-01")["weather_min_rows"] == 0

@@ -16,17 +16,19 @@ import pytest
 
 from dataops_assets.environments import settings_for
 from dataops_assets.quality.gx_checks import check_result, describe
-from dataops_assets.quality.gx_suites import SUITES, SuiteSpec, load_suite, suite_parameters, validations_dir
+from dataops_assets.quality.gx_suites import SUITES, SuiteSpec, load_suite, suite_parameters
 from dataops_assets.quality.gx_validation import PERSISTED_LIST_LIMIT, ValidationOutcome, run_suite, validate_frame
-from dataops_assets_tests.test_quality_gx_support import (
+from dataops_assets.resources import GreatExpectationsResource
+from dataops_assets_tests.fixtures.gx_month import (
     MONTH,
-    SMALL_PARAMETERS,
+    SMALL_THRESHOLDS,
     good_frames,
     reference_frames,
 )
 
 SPECS = {spec.name: spec for spec in SUITES}
-SETTINGS = settings_for("dev", data_root=Path("/nonexistent-gx-tests"))  # only thresholds are read
+# Validations only: nothing is written under this root.
+GX = GreatExpectationsResource.for_settings(settings_for("dev", data_root=Path("/nonexistent-gx-tests")))
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +46,8 @@ def validate(
 ) -> ValidationOutcome:
     spec = SPECS[name]
     needed = {table: references[table] for table in spec.references}
-    parameters = suite_parameters(SETTINGS, [MONTH], needed) | SMALL_PARAMETERS | overrides
-    return validate_frame(load_suite(spec.path), frame, parameters, key_columns=spec.key_columns, partition=MONTH)
+    parameters = suite_parameters(SMALL_THRESHOLDS, MONTH, needed) | overrides
+    return validate_frame(GX, load_suite(spec.path), frame, parameters, partition=MONTH, key_columns=spec.key_columns)
 
 
 # --- frame edits: each returns a broken copy --------------------------------------------------------------------
@@ -172,7 +174,7 @@ def test_a_clean_month_passes_every_suite(
     outcome = validate(name, frames[name], references)
     assert outcome.status == "passed", describe(outcome)
     assert outcome.evaluated == len(load_suite(SPECS[name].path)["expectations"])
-    result = check_result(outcome, SETTINGS)
+    result = check_result(outcome, GX.data_docs_index)
     assert result.passed
     assert result.metadata["expectations_failed"] == dg.MetadataValue.int(0)
     assert result.metadata["success_percent"] == dg.MetadataValue.float(100.0)
@@ -210,7 +212,7 @@ def test_each_break_fails_with_the_right_severity(
     failed = {failure.name for failure in outcome.failures}
     assert outcome.status == case.status, describe(outcome)
     assert case.fails <= failed, describe(outcome)
-    result = check_result(outcome, SETTINGS)
+    result = check_result(outcome, GX.data_docs_index)
     assert not result.passed
     if case.status == "warning":
         assert failed == case.fails, "a referential break must not fail anything else"
@@ -242,7 +244,7 @@ def test_referential_failure_reports_what_to_fix(
     broken.loc[[1, 3], "dest"] = ["SJU", "BQN"]
     broken.loc[6, "dest"] = "SJU"
     outcome = validate(FLIGHTS, broken, references)
-    result = check_result(outcome, SETTINGS)
+    result = check_result(outcome, GX.data_docs_index)
     assert (result.passed, result.severity) == (False, dg.AssetCheckSeverity.WARN)
     metadata = result.metadata
     assert metadata["expectations_failed"] == dg.MetadataValue.int(1)
@@ -265,7 +267,7 @@ def test_statistical_failure_reports_the_observed_value(
     frames: dict[str, pd.DataFrame], references: dict[str, pd.DataFrame]
 ) -> None:
     outcome = validate(FLIGHTS, shift("dep_delay", 45)(frames[FLIGHTS]), references)
-    metadata = check_result(outcome, SETTINGS).metadata
+    metadata = check_result(outcome, GX.data_docs_index).metadata
     observed = metadata["mean_dep_delay_in_band.observed_value"]
     assert isinstance(observed, dg.FloatMetadataValue)
     assert type(observed.value) is float, "numpy floats pass for floats but Dagster cannot store them"
@@ -275,7 +277,7 @@ def test_statistical_failure_reports_the_observed_value(
 def test_schema_failure_names_the_unexpected_column(
     frames: dict[str, pd.DataFrame], references: dict[str, pd.DataFrame]
 ) -> None:
-    metadata = check_result(validate(FLIGHTS, add_column(frames[FLIGHTS]), references), SETTINGS).metadata
+    metadata = check_result(validate(FLIGHTS, add_column(frames[FLIGHTS]), references), GX.data_docs_index).metadata
     assert metadata["columns_match_schema.details"].value == {"mismatched": {"unexpected": ["unexpected_column"]}}
 
 
@@ -284,7 +286,7 @@ def test_schema_failure_names_the_unexpected_column(
 
 def assert_error(outcome: ValidationOutcome, *reason_parts: str) -> dg.AssetCheckResult:
     assert outcome.status == "error"
-    result = check_result(outcome, SETTINGS)
+    result = check_result(outcome, GX.data_docs_index)
     assert (result.passed, result.severity) == (False, dg.AssetCheckSeverity.ERROR)
     reason = str(result.metadata["error"].value)
     description = result.description or ""
@@ -306,8 +308,10 @@ def test_a_missing_column_is_an_error_naming_it(
 
 def test_a_missing_parameter_is_an_error(frames: dict[str, pd.DataFrame]) -> None:
     spec = SPECS[FLIGHTS]
-    parameters = suite_parameters(SETTINGS, [MONTH], {}) | SMALL_PARAMETERS  # no value sets
-    outcome = validate_frame(load_suite(spec.path), frames[FLIGHTS], parameters, key_columns=spec.key_columns)
+    parameters = suite_parameters(SMALL_THRESHOLDS, MONTH, {})  # no value sets
+    outcome = validate_frame(
+        GX, load_suite(spec.path), frames[FLIGHTS], parameters, partition=MONTH, key_columns=spec.key_columns
+    )
     assert_error(outcome, "the suite could not run", "$PARAMETER")
 
 
@@ -315,7 +319,7 @@ def test_an_unknown_expectation_is_an_error(frames: dict[str, pd.DataFrame]) -> 
     suite = {"name": "staging.flights", "expectations": [
         {"type": "expect_flights_to_be_on_time", "kwargs": {}, "meta": {"name": "x"}, "severity": "critical"},
     ]}  # fmt: skip
-    outcome = validate_frame(suite, frames[FLIGHTS], {})
+    outcome = validate_frame(GX, suite, frames[FLIGHTS], {}, partition=MONTH)
     assert_error(outcome, "the suite could not run", "cannot build x: expect_flights_to_be_on_time not found")
 
 
@@ -323,8 +327,8 @@ def test_an_expectation_with_bad_arguments_is_an_error_not_dropped(frames: dict[
     """GX's ExpectationSuite logs and drops expectations it cannot build; the bridge refuses the suite."""
     suite = load_suite(SPECS[WEATHER].path)
     suite["expectations"][1]["kwargs"] = {"colum": "observation_id"}  # a typo
-    parameters = suite_parameters(SETTINGS, [MONTH]) | SMALL_PARAMETERS
-    outcome = validate_frame(suite, frames[WEATHER], parameters)
+    parameters = suite_parameters(SMALL_THRESHOLDS, MONTH)
+    outcome = validate_frame(GX, suite, frames[WEATHER], parameters, partition=MONTH)
     assert_error(outcome, "cannot build observation_id_is_object")
 
 
@@ -336,14 +340,15 @@ def test_an_unreadable_suite_file_is_an_error_and_clears_the_stale_result(
     tmp_path: Path, frames: dict[str, pd.DataFrame], content: str | None, reason: str
 ) -> None:
     settings = settings_for("dev", data_root=tmp_path)
+    gx = GreatExpectationsResource.for_settings(settings)
     spec = SuiteSpec(("staging", "weather"), ("observation_id",), directory=tmp_path / "suites")
-    stale = validations_dir(settings) / spec.name / f"{MONTH}.json"
+    stale = tmp_path / "dev" / "validations" / spec.name / f"{MONTH}.json"
     stale.parent.mkdir(parents=True)
     stale.write_text("{}")
     if content is not None:
         spec.path.parent.mkdir()
         spec.path.write_text(content)
-    outcome = run_suite(spec, settings, frames[WEATHER], [MONTH])
+    outcome = run_suite(spec, frames[WEATHER], MONTH, great_expectations=gx, thresholds=settings.thresholds)
     result = assert_error(outcome, "the suite could not be prepared", reason)
     assert "validation_result" not in result.metadata
     assert not stale.exists(), "Data Docs must not keep showing the previous result"
@@ -353,9 +358,11 @@ def test_results_are_persisted_per_suite_and_partition(
     tmp_path: Path, frames: dict[str, pd.DataFrame], references: dict[str, pd.DataFrame]
 ) -> None:
     settings = settings_for("dev", data_root=tmp_path)
+    gx = GreatExpectationsResource.for_settings(settings)
     broken = set_value("dest", "BQN", 3)(frames[FLIGHTS])
-    outcome = run_suite(SPECS[FLIGHTS], settings, broken, [MONTH], references=references,
-                        parameter_overrides=SMALL_PARAMETERS)  # fmt: skip
+    outcome = run_suite(
+        SPECS[FLIGHTS], broken, MONTH, great_expectations=gx, thresholds=SMALL_THRESHOLDS, references=references
+    )
     path = tmp_path / "dev" / "validations" / "staging.flights" / "2013-01.json"
     assert outcome.result_path == path
     persisted = pd.read_json(path, typ="series")
@@ -363,7 +370,7 @@ def test_results_are_persisted_per_suite_and_partition(
     assert persisted["meta"]["dataops"]["status"] == "warning"
     assert persisted["meta"]["dataops"]["environment"] == "dev"
     assert persisted["meta"]["run_id"]["run_name"] == MONTH
-    result = check_result(outcome, settings)
+    result = check_result(outcome, gx.data_docs_index)
     assert result.metadata["validation_result"] == dg.MetadataValue.path(str(path))
     assert result.metadata["data_docs"] == dg.MetadataValue.path(str(settings.data_docs_dir / "index.html"))
 

@@ -9,7 +9,7 @@ from dataops_assets.transforms.core import enrich_flights
 from dataops_assets.transforms.flights import STAGED_SCHEMA, stage_flights
 from dataops_assets.transforms.reference import REFERENCE_SPECS, stage_reference
 from dataops_assets.transforms.weather import MEASURES, stage_weather
-from dataops_assets_tests.builders import flight, observation, raw_flights, raw_weather
+from dataops_assets_tests.fixtures.builders import flight, observation, raw_flights, raw_weather
 
 JAN = pd.Timestamp("2013-01-01")
 

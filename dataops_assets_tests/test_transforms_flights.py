@@ -9,7 +9,7 @@ import pytest
 
 from dataops_assets.transforms.flights import ON_TIME_MINUTES, SOURCE_COLUMNS, STAGED_SCHEMA, stage_flights
 from dataops_assets.transforms.typing import QUARANTINE_COLUMNS, SchemaError, Staged
-from dataops_assets_tests.builders import flight, raw_flights
+from dataops_assets_tests.fixtures.builders import flight, raw_flights
 
 JAN = pd.Timestamp("2013-01-01")
 JUL = pd.Timestamp("2013-07-01")

@@ -10,7 +10,7 @@ import pytest
 
 from dataops_assets.transforms.typing import QUARANTINE_COLUMNS, SchemaError, Staged
 from dataops_assets.transforms.weather import MEASURES, SOURCE_COLUMNS, STAGED_SCHEMA, parse_utc, stage_weather
-from dataops_assets_tests.builders import observation, raw_weather
+from dataops_assets_tests.fixtures.builders import observation, raw_weather
 
 JAN = pd.Timestamp("2013-01-01")
 

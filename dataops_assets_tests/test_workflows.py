@@ -27,11 +27,13 @@ def lint(tool: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess
     return subprocess.run([str(BIN / tool), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.linters
 def test_workflows_pass_actionlint() -> None:
     result = lint("actionlint")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.linters
 def test_workflows_pass_zizmor() -> None:
     result = lint("zizmor", "--offline", ".github/")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -46,12 +48,14 @@ def broken_repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.linters
 def test_actionlint_fails_on_a_broken_workflow(broken_repo: Path) -> None:
     result = lint("actionlint", ".github/workflows/broken.yml", cwd=broken_repo)
     assert result.returncode == 1  # 1: findings; 2 and 3 are usage and project errors
     assert "broken.yml:10:" in result.stdout  # the unterminated expression
 
 
+@pytest.mark.linters
 def test_zizmor_fails_on_an_unpinned_injectable_workflow(broken_repo: Path) -> None:
     result = lint("zizmor", "--offline", ".github/", cwd=broken_repo)
     assert result.returncode != 0

@@ -4,7 +4,8 @@ import dagster as dg
 import pandas as pd
 
 from dataops_assets.assets.measure import Stopwatch
-from dataops_assets.assets.partitions import MONTHLY
+from dataops_assets.partitions import MONTHLY
+from dataops_assets.storage import PARTITION_COLUMN
 from dataops_assets.transforms.core import enrich_flights
 
 LAYER = "core"
@@ -21,10 +22,10 @@ LAYER = "core"
     },
     group_name=LAYER,
     owners=["team:flight-analytics"],
-    kinds={"pandas", "duckdb"},
+    kinds={"pandas", "deltalake"},
     tags={"layer": LAYER, "published": "true"},
     partitions_def=MONTHLY,
-    metadata={"partition_expr": "sched_dep_local"},
+    metadata={"partition_expr": PARTITION_COLUMN},
     description="Published flights: each staged flight with the weather at its origin in the scheduled hour, "
     "its plane, its airline and its destination airport; has_weather, plane_known and dest_known flag misses.",
 )

@@ -6,7 +6,8 @@ import dagster as dg
 import pandas as pd
 
 from dataops_assets.assets.measure import Stopwatch
-from dataops_assets.assets.partitions import MONTHLY, month_start
+from dataops_assets.partitions import MONTHLY, month_start
+from dataops_assets.storage import PARTITION_COLUMN
 from dataops_assets.transforms import marts
 
 LAYER = "marts"
@@ -23,10 +24,10 @@ def _mart(
         ins={"core": dg.AssetIn(key=["core", "flights"], metadata={"columns": list(columns)})},
         group_name=LAYER,
         owners=["team:flight-analytics"],
-        kinds={"pandas", "duckdb"},
+        kinds={"pandas", "deltalake"},
         tags={"layer": LAYER, "published": "true"},
         partitions_def=MONTHLY,
-        metadata={"partition_expr": "month"},
+        metadata={"partition_expr": PARTITION_COLUMN},
         description=description,
     )
     def _build(context: dg.AssetExecutionContext, core: pd.DataFrame) -> dg.Output[pd.DataFrame]:

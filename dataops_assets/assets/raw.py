@@ -9,8 +9,9 @@ import pandas as pd
 
 from dataops_assets import landing
 from dataops_assets.assets.measure import Stopwatch
-from dataops_assets.assets.partitions import MONTHLY, month_start
+from dataops_assets.partitions import MONTHLY, month_start
 from dataops_assets.resources import LandingZone
+from dataops_assets.storage import PARTITION_COLUMN
 from dataops_assets.transforms import flights, weather
 from dataops_assets.transforms.reference import REFERENCE_SPECS
 
@@ -36,10 +37,10 @@ def _raw_asset(name: str, description: str, partitioned: bool) -> Callable[[Call
         output_required=not partitioned,
         group_name=LAYER,
         owners=["team:data-platform"],
-        kinds={"csv", "duckdb"},
+        kinds={"csv", "deltalake"},
         tags={"layer": LAYER},
         partitions_def=MONTHLY if partitioned else None,
-        metadata={"partition_expr": "_partition_month"} if partitioned else None,
+        metadata={"partition_expr": PARTITION_COLUMN} if partitioned else None,
         description=description,
     )
 

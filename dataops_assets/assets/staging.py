@@ -7,9 +7,10 @@ import dagster as dg
 import pandas as pd
 
 from dataops_assets.assets.measure import Stopwatch
-from dataops_assets.assets.partitions import MONTHLY, month_start
+from dataops_assets.partitions import MONTHLY, month_start
 from dataops_assets.quality.quarantine import quarantine_check_result, quarantine_check_spec
-from dataops_assets.resources import Environment
+from dataops_assets.resources import ThresholdsResource
+from dataops_assets.storage import PARTITION_COLUMN
 from dataops_assets.transforms.flights import stage_flights
 from dataops_assets.transforms.reference import REFERENCE_SPECS, stage_reference
 from dataops_assets.transforms.typing import Staged
@@ -17,18 +18,18 @@ from dataops_assets.transforms.weather import stage_weather
 
 LAYER = "staging"
 _OWNERS = ["team:flight-analytics"]
-_KINDS = {"pandas", "duckdb"}
+_KINDS = {"pandas", "deltalake"}
 _TAGS = {"layer": LAYER}
 
 
-def _staged_outs(subject: str, partition_expr: str, description: str) -> dict[str, dg.AssetOut]:
+def _staged_outs(subject: str, description: str) -> dict[str, dg.AssetOut]:
     staged = dg.AssetOut(
         key=[LAYER, subject],
         group_name=LAYER,
         owners=_OWNERS,
         kinds=_KINDS,
         tags=_TAGS,
-        metadata={"partition_expr": partition_expr},
+        metadata={"partition_expr": PARTITION_COLUMN},
         description=description,
     )
     quarantine = dg.AssetOut(
@@ -37,7 +38,7 @@ def _staged_outs(subject: str, partition_expr: str, description: str) -> dict[st
         owners=_OWNERS,
         kinds=_KINDS,
         tags={"layer": "quarantine"},
-        metadata={"partition_expr": "_partition_month"},
+        metadata={"partition_expr": PARTITION_COLUMN},
         description=f"Rows of raw {subject} that broke a row rule: the rule, a detail, the original values, "
         "the partition, source file and line, the run and the time. Never read by consumers.",
     )
@@ -45,19 +46,19 @@ def _staged_outs(subject: str, partition_expr: str, description: str) -> dict[st
 
 
 def _staging_asset(
-    subject: str, partition_expr: str, description: str, stage: Callable[[pd.DataFrame, pd.Timestamp], Staged]
+    subject: str, description: str, stage: Callable[[pd.DataFrame, pd.Timestamp], Staged]
 ) -> dg.AssetsDefinition:
     staged_key = dg.AssetKey([LAYER, subject])
 
     @dg.multi_asset(
         name=f"stage_{subject}",
-        outs=_staged_outs(subject, partition_expr, description),
+        outs=_staged_outs(subject, description),
         ins={"raw": dg.AssetIn(key=["raw", subject])},
         partitions_def=MONTHLY,
         check_specs=[quarantine_check_spec(staged_key, MONTHLY)],
         can_subset=False,
     )
-    def _stage(context: dg.AssetExecutionContext, raw: pd.DataFrame, environment: Environment) -> Iterator[Any]:
+    def _stage(context: dg.AssetExecutionContext, raw: pd.DataFrame, thresholds: ThresholdsResource) -> Iterator[Any]:
         stopwatch = Stopwatch()
         staged = stage(raw, month_start(context))
         quarantined = staged.quarantined.assign(_run_id=context.run.run_id, _quarantined_at=pd.Timestamp.now("UTC"))
@@ -70,7 +71,7 @@ def _staging_asset(
             rows_in=len(raw),
             staged=len(staged.valid),
             quarantined=quarantined,
-            max_share=environment.max_quarantine_share,
+            max_share=thresholds.max_quarantine_share,
         )
 
     return _stage
@@ -83,14 +84,12 @@ def _rule_counts(quarantined: pd.DataFrame) -> dict[str, int]:
 
 stage_flights_asset = _staging_asset(
     "flights",
-    "sched_dep_local",
     "Flights typed, keyed by flight_id (scheduled local departure, carrier and number, origin), with local and "
     "UTC departure times, the scheduled hour in UTC, cancelled and diverted flags and delay fields.",
     stage_flights,
 )
 stage_weather_asset = _staging_asset(
     "weather",
-    "observed_local",
     "Hourly weather typed and keyed by observation_id (origin and UTC hour).",
     stage_weather,
 )

@@ -22,25 +22,28 @@ goes out only for a check that paged.
 
 Destinations come from environment variables, read through ``dg.EnvVar`` when the Definitions load
 (``DATAOPS_PAGERDUTY_ROUTING_KEY``, ``DATAOPS_PAGERDUTY_URL``, ``DATAOPS_SLACK_WEBHOOK_URL``,
-``DAGSTER_WEBSERVER_URL``); an unset destination sends nothing. A destination that does not answer is retried with
-bounded exponential backoff, then the failure is logged and the sensor goes on: an alert that could not be
-delivered is not retried on a later tick (the cursor has moved), it is in the sensor's tick log.
+``DAGSTER_WEBSERVER_URL``); an unset destination sends nothing. Delivery is ``requests`` with urllib3's ``Retry``:
+a destination that does not answer, or answers 408/425/429/5xx, is retried with bounded exponential backoff, then
+the failure is logged and the sensor goes on: an alert that could not be delivered is not retried on a later tick
+(the cursor has moved), it is in the sensor's tick log.
 """
 
 import json
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
 
 from dataops_assets.environments import Settings
-from dataops_assets.observability.runlog import root_error
+from dataops_assets.observability.runlog import RunDigest, StepError, digest_run
+from dataops_assets.partitions import PARTITION_TAG
 from dataops_assets.quality.verdict import CheckVerdict
 
 ROUTING_KEY_VAR = "DATAOPS_PAGERDUTY_ROUTING_KEY"
@@ -50,7 +53,6 @@ WEBSERVER_URL_VAR = "DAGSTER_WEBSERVER_URL"
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 DEFAULT_WEBSERVER_URL = "http://127.0.0.1:3000"
 
-PARTITION_TAG = "dagster/partition"
 CHECK_FAILED_ERROR = "DagsterAssetCheckFailedError"
 _NO_PARTITION = "-"
 _SUMMARY_LIMIT = 1024  # PagerDuty's limit for payload.summary
@@ -77,8 +79,8 @@ class AlertingResource(dg.ConfigurableResource):
     def run_url(self, run_id: str) -> str:
         return f"{self.webserver_url.rstrip('/')}/runs/{run_id}"
 
-    def sender(self, log: Any = None, sleep: Callable[[float], None] = time.sleep) -> "AlertSender":
-        return AlertSender(self, log=log, sleep=sleep)
+    def sender(self, log: Any = None) -> "AlertSender":
+        return AlertSender(self, log=log)
 
 
 def build_alerting_resource(settings: Settings, environ: Mapping[str, str] | None = None) -> AlertingResource:
@@ -109,8 +111,25 @@ def build_alerting_resource(settings: Settings, environ: Mapping[str, str] | Non
 class Delivery:
     destination: str
     delivered: bool
-    attempts: int
     error: str | None = None
+
+
+def _session(config: AlertingResource) -> requests.Session:
+    """A session whose every request is retried (connection errors and retryable statuses) with backoff."""
+    retry = Retry(
+        total=max(1, config.max_attempts) - 1,
+        backoff_factor=config.backoff_seconds,
+        backoff_max=config.max_backoff_seconds,
+        status_forcelist=_RETRYABLE_STATUS,
+        allowed_methods=None,  # POST too: PagerDuty deduplicates on the dedup key
+        respect_retry_after_header=False,  # keep the wait bounded: a sensor tick has a time limit
+        raise_on_status=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 class AlertSender:
@@ -120,10 +139,9 @@ class AlertSender:
     alerts and a dead destination stays within the sensor's time limit.
     """
 
-    def __init__(self, config: AlertingResource, log: Any = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, config: AlertingResource, log: Any = None):
         self.config = config
         self.log = log
-        self.sleep = sleep
         self.deliveries: list[Delivery] = []
         self._down: set[str] = set()
 
@@ -180,25 +198,15 @@ class AlertSender:
     def _post(self, destination: str, url: str, body: Mapping[str, Any]) -> bool:
         if destination in self._down:
             self._warn(f"{destination} alert not sent: the destination was unreachable earlier in this tick")
-            self.deliveries.append(Delivery(destination, False, 0, "skipped: destination down"))
+            self.deliveries.append(Delivery(destination, False, "skipped: destination down"))
             return False
-        data = json.dumps(body).encode()
-        error: str | None = None
-        attempts = max(1, self.config.max_attempts)
-        attempt = 0
-        for attempt in range(1, attempts + 1):
-            retryable, error = _post_once(url, data, self.config.timeout_seconds)
-            if error is None:
-                self.deliveries.append(Delivery(destination, True, attempt))
-                return True
-            if not retryable or attempt == attempts:
-                break
-            delay = min(self.config.backoff_seconds * 2 ** (attempt - 1), self.config.max_backoff_seconds)
-            self._warn(f"{destination} alert attempt {attempt}/{attempts} failed ({error}); retrying in {delay:g}s")
-            self.sleep(delay)
+        error = _post_with_retries(self.config, url, body)
+        if error is None:
+            self.deliveries.append(Delivery(destination, True))
+            return True
         self._down.add(destination)
-        self.deliveries.append(Delivery(destination, False, attempt, error))
-        self._warn(f"{destination} alert NOT delivered after {attempt} attempt(s): {error}")
+        self.deliveries.append(Delivery(destination, False, error))
+        self._warn(f"{destination} alert NOT delivered (at most {self.config.max_attempts} attempts): {error}")
         return False
 
     def _warn(self, message: str) -> None:
@@ -207,18 +215,16 @@ class AlertSender:
             self.log.warning(message)
 
 
-def _post_once(url: str, data: bytes, timeout: float) -> tuple[bool, str | None]:
-    """One POST; returns (retryable, error) with error None on a 2xx answer."""
-    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+def _post_with_retries(config: AlertingResource, url: str, body: Mapping[str, Any]) -> str | None:
+    """POST the JSON body, retried as the session says; None on a 2xx answer, else what went wrong."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read()
-            return False, None
-    except urllib.error.HTTPError as error:
-        detail = error.read()[:200].decode(errors="replace")
-        return error.code in _RETRYABLE_STATUS, f"HTTP {error.code} {detail}".strip()
-    except (urllib.error.URLError, OSError) as error:  # refused, reset, timeout, DNS
-        return True, f"{type(error).__name__}: {getattr(error, 'reason', error)}"
+        with _session(config) as session:
+            response = session.post(url, json=body, timeout=config.timeout_seconds)
+    except requests.RequestException as error:  # refused, reset, timeout, DNS, retries exhausted
+        return f"{type(error).__name__}: {error}"
+    if response.ok:
+        return None
+    return f"HTTP {response.status_code} {response.text[:200]}".strip()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -232,25 +238,6 @@ def check_dedup_key(environment: str, asset: str, check: str, partition: str | N
 
 def run_dedup_key(environment: str, job: str, partition: str | None) -> str:
     return f"dataops/{environment}/run/{job}/{partition or _NO_PARTITION}"
-
-
-@dataclass(frozen=True)
-class CheckEvaluation(CheckVerdict):
-    """What an alert needs to know about one asset check evaluation: the verdict, its metadata and its run."""
-
-    metadata: dict[str, str]
-    run_id: str
-
-    @classmethod
-    def from_run(cls, evaluation: dg.AssetCheckEvaluation, run_id: str) -> "CheckEvaluation":
-        metadata = {key: _metadata_text(value) for key, value in evaluation.metadata.items()}
-        return cls(**asdict(CheckVerdict.from_dagster(evaluation)), metadata=metadata, run_id=run_id)
-
-
-def _metadata_text(value: Any) -> str:
-    raw = getattr(value, "value", value)
-    text = json.dumps(raw, default=str) if isinstance(raw, (dict, list, tuple)) else str(raw)
-    return text if len(text) <= 300 else text[:299] + "…"
 
 
 def _first_line(text: str | None, default: str) -> str:
@@ -268,11 +255,13 @@ def _failed_first(metadata: Mapping[str, str]) -> list[tuple[str, str]]:
     return sorted(metadata.items(), key=lambda item: not any(w in item[0] for w in ("fail", "unexpected")))
 
 
-def notify_check(sender: AlertSender, evaluation: CheckEvaluation, open_pages: set[str]) -> None:
-    """Alert for one evaluation: ERROR failure pages and posts, WARN posts, a pass resolves an open page."""
+def notify_check(sender: AlertSender, evaluation: CheckVerdict, open_pages: set[str]) -> None:
+    """Alert for one evaluation (of run ``evaluation.run_id``): ERROR failure pages and posts, WARN posts, a pass
+    resolves an open page."""
     config = sender.config
     key = check_dedup_key(config.environment, evaluation.asset, evaluation.check, evaluation.partition)
-    run_url = config.run_url(evaluation.run_id)
+    run_id = evaluation.run_id or ""
+    run_url = config.run_url(run_id)
     where = f"{evaluation.asset} · {evaluation.check}"
     partition = evaluation.partition or "(none)"
     if evaluation.passed:
@@ -281,7 +270,7 @@ def notify_check(sender: AlertSender, evaluation: CheckEvaluation, open_pages: s
             open_pages.discard(key)
             sender.slack(
                 f":white_check_mark: [{config.environment}] resolved: {where}",
-                [f"*Partition:* {partition}", f"Passed again in <{run_url}|run {evaluation.run_id[:8]}>"],
+                [f"*Partition:* {partition}", f"Passed again in <{run_url}|run {run_id[:8]}>"],
             )
         return
     error = evaluation.severity == dg.AssetCheckSeverity.ERROR.value
@@ -292,9 +281,9 @@ def notify_check(sender: AlertSender, evaluation: CheckEvaluation, open_pages: s
         "partition": evaluation.partition,
         "severity": evaluation.severity,
         "description": evaluation.description,
-        "run_id": evaluation.run_id,
+        "run_id": run_id,
         "run_url": run_url,
-        "metadata": evaluation.metadata,
+        "metadata": dict(evaluation.metadata),
     }
     if error:
         summary = f"[{config.environment}] check {evaluation.check} failed on {evaluation.asset}"
@@ -310,7 +299,7 @@ def notify_check(sender: AlertSender, evaluation: CheckEvaluation, open_pages: s
         f"*Environment:* {config.environment}   *Partition:* {partition}   *Severity:* {evaluation.severity}",
         f"*What failed:* {_mrkdwn(evaluation.description) or '(no description)'}",
         *(f"• `{_mrkdwn(name)}`: {_mrkdwn(text)}" for name, text in _failed_first(evaluation.metadata)[:12]),
-        f"<{run_url}|Open run {evaluation.run_id[:8]} in Dagster>",
+        f"<{run_url}|Open run {run_id[:8]} in Dagster>",
     ]
     sender.slack(f"{icon} [{config.environment}] {evaluation.severity} check failed: {where}", lines)
 
@@ -354,7 +343,7 @@ def scan_check_evaluations(
     now: float,
     lookback_seconds: float,
     page_size: int = 25,
-) -> tuple[list[CheckEvaluation], CheckCursor]:
+) -> tuple[list[CheckVerdict], CheckCursor]:
     """The evaluations recorded since ``cursor``, oldest first, and the cursor past them.
 
     On the first tick (no cursor) only evaluations newer than ``lookback_seconds`` are returned, so turning the
@@ -364,7 +353,7 @@ def scan_check_evaluations(
     rows = [row for key in check_keys for row in _rows_after(instance, key, cursor.after, oldest, page_size)]
     finished: dict[str, bool] = {}
     pending: list[int] = []
-    evaluations: list[CheckEvaluation] = []
+    evaluations: list[CheckVerdict] = []
     settled = set(cursor.settled)
     for row in sorted(rows, key=lambda r: r.id):
         if row.id in settled:
@@ -378,7 +367,7 @@ def scan_check_evaluations(
                 continue
             # planned but never evaluated (the step errored or was skipped): the run-failure alert covers it
         elif row.evaluation is not None and (oldest is None or row.timestamp >= oldest):
-            evaluations.append(CheckEvaluation.from_run(row.evaluation, row.run_id))
+            evaluations.append(CheckVerdict.from_dagster(row.evaluation, row.run_id))
         settled.add(row.id)
     after = min(pending) - 1 if pending else max([cursor.after, *(row.id for row in rows)])
     new_cursor = CheckCursor(after, {i for i in settled if i > after}, set(cursor.open_pages), fresh=False)
@@ -449,51 +438,47 @@ def asset_check_alerts(context: dg.SensorEvaluationContext, alerting: AlertingRe
 # Runs
 
 
-def failed_only_on_checks(step_failures: Sequence[dg.DagsterEvent]) -> bool:
+def failed_only_on_checks(step_errors: Iterable[StepError]) -> bool:
     """True when every failed step failed because of blocking ERROR checks (their alerts come from the checks)."""
-    errors = [event.step_failure_data.error for event in step_failures]
-    return bool(errors) and all(error is not None and error.cls_name == CHECK_FAILED_ERROR for error in errors)
+    errors = list(step_errors)
+    return bool(errors) and all(error.cls_name == CHECK_FAILED_ERROR for error in errors)
 
 
-def _step_error_lines(step_failures: Sequence[dg.DagsterEvent]) -> list[str]:
-    lines = []
-    for event in step_failures:
-        cause = root_error(event)
-        message = _first_line(cause.message if cause else "", "unknown error")
-        lines.append(f"{event.step_key}: {cause.cls_name if cause else 'Error'}: {message}")
-    return lines
+def _step_error_lines(digest: RunDigest) -> list[str]:
+    return [
+        f"{step}: {error.cls_name or 'Error'}: {_first_line(error.message, 'unknown error')}"
+        for step, error in digest.step_errors.items()
+    ]
 
 
-def notify_run_failure(
-    sender: AlertSender, run: dg.DagsterRun, message: str, step_failures: Sequence[dg.DagsterEvent]
-) -> bool:
+def notify_run_failure(sender: AlertSender, digest: RunDigest) -> bool:
     """Page and post for a failed run; returns False when the failure is left to the check alerts."""
     config = sender.config
-    if failed_only_on_checks(step_failures):
+    if failed_only_on_checks(digest.step_errors.values()):
         return False
-    partition = run.tags.get(PARTITION_TAG)
-    run_url = config.run_url(run.run_id)
-    errors = _step_error_lines(step_failures)
-    summary = f"[{config.environment}] run of {run.job_name}" + (f" partition {partition}" if partition else "")
+    job, partition, message = digest.job_name, digest.partition, digest.failure_message or ""
+    run_url = config.run_url(digest.run_id)
+    errors = _step_error_lines(digest)
+    summary = f"[{config.environment}] run of {job}" + (f" partition {partition}" if partition else "")
     summary += f" failed: {errors[0] if errors else _first_line(message, 'run failure')}"
     details = {
         "environment": config.environment,
-        "job": run.job_name,
+        "job": job,
         "partition": partition,
-        "run_id": run.run_id,
+        "run_id": digest.run_id,
         "run_url": run_url,
         "message": message,
         "failed_steps": errors,
     }
-    key = run_dedup_key(config.environment, run.job_name, partition)
-    sender.trigger(key, summary, severity="error", component=run.job_name, kind="run_failure", details=details)
+    key = run_dedup_key(config.environment, job, partition)
+    sender.trigger(key, summary, severity="error", component=job, kind="run_failure", details=details)
     lines = [
         f"*Environment:* {config.environment}   *Partition:* {partition or '(none)'}",
         f"*Message:* {_mrkdwn(_first_line(message, '(none)'))}",
         *(f"• {_mrkdwn(line)}" for line in errors[:10]),
-        f"<{run_url}|Open run {run.run_id[:8]} in Dagster>",
+        f"<{run_url}|Open run {digest.run_id[:8]} in Dagster>",
     ]
-    sender.slack(f":rotating_light: [{config.environment}] run failed: {run.job_name}", lines)
+    sender.slack(f":rotating_light: [{config.environment}] run failed: {job}", lines)
     return True
 
 
@@ -506,11 +491,9 @@ def notify_run_failure(
     "blocking checks, which asset_check_alerts pages for.",
 )
 def run_failure_alerts(context: dg.RunFailureSensorContext, alerting: AlertingResource) -> None:
-    sender = alerting.sender(context.log)
-    run = context.dagster_run
-    message = context.failure_event.message or ""
-    if not notify_run_failure(sender, run, message, context.get_step_failure_events()):
-        context.log.info(f"run {run.run_id} failed only on blocking checks; asset_check_alerts alerts for them")
+    run_id = context.dagster_run.run_id
+    if not notify_run_failure(alerting.sender(context.log), digest_run(context.instance, run_id)):
+        context.log.info(f"run {run_id} failed only on blocking checks; asset_check_alerts alerts for them")
 
 
 def previous_finished_run(instance: dg.DagsterInstance, run: dg.DagsterRun) -> dg.DagsterRun | None:
@@ -536,12 +519,7 @@ def notify_run_recovery(sender: AlertSender, instance: dg.DagsterInstance, run: 
     previous = previous_finished_run(instance, run)
     if previous is None or previous.status != dg.DagsterRunStatus.FAILURE:
         return False
-    failures = [
-        entry.dagster_event
-        for entry in instance.all_logs(previous.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-        if entry.dagster_event is not None
-    ]
-    if failed_only_on_checks(failures):
+    if failed_only_on_checks(digest_run(instance, previous.run_id).step_errors.values()):
         return False
     partition = run.tags.get(PARTITION_TAG)
     sender.resolve(run_dedup_key(sender.config.environment, run.job_name, partition))

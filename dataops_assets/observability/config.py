@@ -1,4 +1,4 @@
-"""Where lineage and run metrics of an environment go, from its ``Settings`` and the OpenLineage variables.
+"""Where the lineage of an environment goes, from its ``Settings`` and the OpenLineage variables.
 
 Two forms of the same thing: ``ObservabilityConfig`` with real values, for the ``dataops`` runner and CLI, and
 ``ObservabilityResource`` for the sensors, whose secrets stay ``dg.EnvVar`` references in the Definitions.
@@ -45,7 +45,6 @@ class LineageConfig:
 @dataclass(frozen=True)
 class ObservabilityConfig:
     environment: str
-    warehouse_path: Path
     lineage: LineageConfig
 
 
@@ -53,7 +52,6 @@ def build_observability_config(settings: Settings, environ: Mapping[str, str] | 
     env = os.environ if environ is None else environ
     return ObservabilityConfig(
         environment=settings.name,
-        warehouse_path=settings.warehouse_path,
         lineage=LineageConfig(
             environment=settings.name,
             file=lineage_file(settings.env_dir),
@@ -68,7 +66,6 @@ class ObservabilityResource(dg.ConfigurableResource):
     """The sensors' view of the same configuration (``OPENLINEAGE_*`` as ``dg.EnvVar`` when set at load)."""
 
     environment: str
-    warehouse_path: str
     lineage_file: str
     openlineage_url: str | None = None
     openlineage_endpoint: str = DEFAULT_ENDPOINT
@@ -77,7 +74,6 @@ class ObservabilityResource(dg.ConfigurableResource):
     def config(self) -> ObservabilityConfig:
         return ObservabilityConfig(
             environment=self.environment,
-            warehouse_path=Path(self.warehouse_path),
             lineage=LineageConfig(
                 environment=self.environment,
                 file=Path(self.lineage_file),
@@ -96,7 +92,6 @@ def build_observability_resource(settings: Settings, environ: Mapping[str, str] 
 
     return ObservabilityResource(
         environment=settings.name,
-        warehouse_path=str(settings.warehouse_path),
         lineage_file=str(lineage_file(settings.env_dir)),
         openlineage_url=var(OPENLINEAGE_URL_VAR),
         openlineage_endpoint=var(OPENLINEAGE_ENDPOINT_VAR) or DEFAULT_ENDPOINT,

@@ -174,7 +174,7 @@ class _Builder:
         )
         assertions = [
             data_quality_assertions_dataset.Assertion(
-                assertion=check.name,
+                assertion=check.check,
                 success=check.passed,
                 severity=check.severity.lower(),
                 description=check.description[:1000] or None,

@@ -20,13 +20,13 @@ from typing import Any, TextIO
 import dagster as dg
 
 from dataops_assets.environments import Settings
+from dataops_assets.partitions import PARTITION_TAG
 
-PARTITION_TAG = "dagster/partition"
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 _DAGSTER_META = "dagster_meta"  # the attribute Dagster's log handler puts on each record
 _EXTRA_FIELDS = ("run_id", "job", "step", "asset", "partition", "event")
 _CLI_HANDLER_NAME = "dataops-cli"
-_PACKAGE = "dataops_assets"
+_PACKAGES = ("dataops_assets", "dataops_ops")  # the pipeline and its tooling
 
 
 def _asset_of(step_key: str | None, event: Any) -> str | None:
@@ -145,8 +145,8 @@ def configure_cli_logging(
 ) -> logging.Handler:
     """Log records of the ``dataops`` command to stderr: JSON lines when ``json_logs``, plain text otherwise.
 
-    One handler on the root logger (a second call replaces it): the package's own loggers (``dataops_assets.*``)
-    at ``level``, everything else (alembic, urllib3, ...) from WARNING up.
+    One handler on the root logger (a second call replaces it): the project's own loggers (``dataops_assets.*``,
+    ``dataops_ops.*``) at ``level``, everything else (alembic, urllib3, ...) from WARNING up.
     """
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -156,8 +156,9 @@ def configure_cli_logging(
     handler.set_name(_CLI_HANDLER_NAME)
     handler.setFormatter(JsonFormatter(settings.name) if settings.json_logs else logging.Formatter(TEXT_FORMAT))
     # Libraries that set their own loggers' levels (GX logs housekeeping at INFO) pass only warnings and up.
-    handler.addFilter(lambda record: record.name.startswith(_PACKAGE) or record.levelno >= logging.WARNING)
+    handler.addFilter(lambda record: record.name.startswith(_PACKAGES) or record.levelno >= logging.WARNING)
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
-    logging.getLogger(_PACKAGE).setLevel(level)
+    for package in _PACKAGES:
+        logging.getLogger(package).setLevel(level)
     return handler

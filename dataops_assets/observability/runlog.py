@@ -1,8 +1,9 @@
-"""What a finished run did, read back from the instance: one digest that lineage and metrics both describe.
+"""What a finished run did, read back from the instance: the one digest of a run's event log, which the runner, the
+alerts, lineage, the metrics and the tests all read.
 
 Everything comes from the run's own event log (``instance.all_logs(run_id, of_type=...)``), which every storage
 serves per run, and from the run record; nothing here needs the code location, so a digest can be made by the
-``dataops`` runner right after an in-process run and by a run-status sensor for runs launched anywhere else.
+``dataops`` runner right after a run, by a sensor for runs launched anywhere else, and by the metrics exporter.
 """
 
 from collections.abc import Iterable, Mapping
@@ -11,7 +12,8 @@ from typing import Any
 
 import dagster as dg
 
-PARTITION_TAG = "dagster/partition"
+from dataops_assets.partitions import PARTITION_TAG
+from dataops_assets.quality.verdict import CheckVerdict
 
 _EVENT_TYPES = {
     dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
@@ -20,21 +22,21 @@ _EVENT_TYPES = {
     dg.DagsterEventType.STEP_FAILURE,
     dg.DagsterEventType.ASSET_CHECK_EVALUATION,
 }
+# metadata keys of the rows a materialization wrote, most specific first
+_ROWS_KEYS = ("dagster/partition_row_count", "dagster/row_count", "rows_out")
 
 
 @dataclass(frozen=True)
-class CheckDigest:
-    asset_key: dg.AssetKey
-    name: str
-    passed: bool
-    severity: str
-    partition: str | None
-    description: str
-    timestamp: float
+class StepError:
+    """The error a failed step reports (the user code's, when Dagster wrapped it)."""
+
+    cls_name: str | None
+    message: str
 
     @property
-    def asset(self) -> str:
-        return self.asset_key.to_user_string()
+    def text(self) -> str:
+        message = self.message.strip()
+        return f"{self.cls_name}: {message}" if self.cls_name else message
 
 
 @dataclass
@@ -59,19 +61,9 @@ class AssetDigest:
         end = self.materialized or self.failed
         return None if self.started is None or end is None else max(0.0, end - self.started)
 
-    def number(self, name: str) -> int | None:
-        """An integer metadata value of the materialization, or None."""
-        value = plain(self.metadata.get(name))
-        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
     @property
     def rows_written(self) -> int | None:
-        """Rows this materialization wrote: the partition's rows, or the whole table when unpartitioned."""
-        for name in ("dagster/partition_row_count", "dagster/row_count", "rows_out"):
-            value = self.number(name)
-            if value is not None:
-                return value
-        return None
+        return rows_written(self.metadata)
 
 
 @dataclass
@@ -84,7 +76,8 @@ class RunDigest:
     ended: float | None
     failure_message: str | None
     assets: list[AssetDigest]
-    checks: list[CheckDigest]
+    checks: list[CheckVerdict]
+    step_errors: dict[str, StepError]  # by step key
 
     @property
     def partition(self) -> str | None:
@@ -95,18 +88,16 @@ class RunDigest:
         return None if self.started is None or self.ended is None else max(0.0, self.ended - self.started)
 
     @property
-    def failed_checks(self) -> list[CheckDigest]:
+    def failed_checks(self) -> list[CheckVerdict]:
         return [check for check in self.checks if not check.passed]
 
     @property
     def rows_written(self) -> int:
         return sum(asset.rows_written or 0 for asset in self.assets if asset.materialized is not None)
 
-    def checks_of(self, asset: AssetDigest) -> list[CheckDigest]:
+    def checks_of(self, asset: AssetDigest) -> list[CheckVerdict]:
         return [
-            check
-            for check in self.checks
-            if check.asset_key == asset.key and check.partition in (asset.partition, None)
+            check for check in self.checks if check.asset == asset.asset and check.partition in (asset.partition, None)
         ]
 
 
@@ -115,13 +106,24 @@ def plain(value: Any) -> Any:
     return getattr(value, "value", value)
 
 
+def metadata_number(metadata: Mapping[str, Any], name: str) -> int | None:
+    """An integer metadata value, or None."""
+    value = plain(metadata.get(name))
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def rows_written(metadata: Mapping[str, Any]) -> int | None:
+    """Rows a materialization wrote, from its metadata: the partition's rows, or the table's when unpartitioned."""
+    return next((n for n in (metadata_number(metadata, key) for key in _ROWS_KEYS) if n is not None), None)
+
+
 def digest_run(instance: dg.DagsterInstance, run_id: str) -> RunDigest:
     record = instance.get_run_record_by_id(run_id)
     if record is None:
         raise LookupError(f"run {run_id} is not in this instance")
     run = record.dagster_run
     entries = instance.all_logs(run_id, of_type=_EVENT_TYPES)
-    assets, checks = _assets_and_checks(entries)
+    assets, checks, step_errors = _read_events(run_id, entries)
     failure = None
     if run.status == dg.DagsterRunStatus.FAILURE:
         failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
@@ -136,14 +138,18 @@ def digest_run(instance: dg.DagsterInstance, run_id: str) -> RunDigest:
         failure_message=failure,
         assets=assets,
         checks=checks,
+        step_errors=step_errors,
     )
 
 
-def _assets_and_checks(entries: Iterable[dg.EventLogEntry]) -> tuple[list[AssetDigest], list[CheckDigest]]:
+def _read_events(
+    run_id: str, entries: Iterable[dg.EventLogEntry]
+) -> tuple[list[AssetDigest], list[CheckVerdict], dict[str, StepError]]:
     assets: dict[tuple[dg.AssetKey, str | None], AssetDigest] = {}
     step_started: dict[str, float] = {}
-    step_failed: dict[str, tuple[float, str]] = {}
-    checks: list[CheckDigest] = []
+    step_failed: dict[str, float] = {}
+    step_errors: dict[str, StepError] = {}
+    checks: list[CheckVerdict] = []
     for entry in entries:
         event = entry.dagster_event
         if event is None:
@@ -153,7 +159,8 @@ def _assets_and_checks(entries: Iterable[dg.EventLogEntry]) -> tuple[list[AssetD
         if kind == dg.DagsterEventType.STEP_START and event.step_key:
             step_started[event.step_key] = entry.timestamp
         elif kind == dg.DagsterEventType.STEP_FAILURE and event.step_key:
-            step_failed[event.step_key] = (entry.timestamp, _error_text(event))
+            step_failed[event.step_key] = entry.timestamp
+            step_errors[event.step_key] = _step_error(event)
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED and event.asset_key is not None:
             partition = getattr(data, "partition", None)
             assets.setdefault((event.asset_key, partition), AssetDigest(event.asset_key, partition, event.step_key))
@@ -167,23 +174,13 @@ def _assets_and_checks(entries: Iterable[dg.EventLogEntry]) -> tuple[list[AssetD
             digest.materialized = entry.timestamp
             digest.metadata = dict(materialization.metadata)
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION and isinstance(data, dg.AssetCheckEvaluation):
-            checks.append(
-                CheckDigest(
-                    asset_key=data.asset_key,
-                    name=data.check_name,
-                    passed=data.passed,
-                    severity=data.severity.value,
-                    partition=data.partition,
-                    description=(data.description or "").strip(),
-                    timestamp=entry.timestamp,
-                )
-            )
+            checks.append(CheckVerdict.from_dagster(data, run_id))
     for digest in assets.values():
         if digest.step_key:
             digest.started = step_started.get(digest.step_key)
             if digest.materialized is None and digest.step_key in step_failed:
-                digest.failed, digest.error = step_failed[digest.step_key]
-    return sorted(assets.values(), key=lambda a: (a.started or 0.0, a.asset)), checks
+                digest.failed, digest.error = step_failed[digest.step_key], step_errors[digest.step_key].text
+    return sorted(assets.values(), key=lambda a: (a.started or 0.0, a.asset)), checks, step_errors
 
 
 def root_error(step_failure: dg.DagsterEvent) -> Any:
@@ -193,9 +190,6 @@ def root_error(step_failure: dg.DagsterEvent) -> Any:
     return (error.cause or error) if error is not None else None
 
 
-def _error_text(event: dg.DagsterEvent) -> str:
+def _step_error(event: dg.DagsterEvent) -> StepError:
     cause = root_error(event)
-    if cause is None:
-        return "unknown error"
-    message = cause.message.strip()
-    return f"{cause.cls_name}: {message}" if cause.cls_name else message
+    return StepError(cause.cls_name, cause.message) if cause is not None else StepError(None, "unknown error")

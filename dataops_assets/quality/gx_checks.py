@@ -1,8 +1,9 @@
 """The Great Expectations to Dagster bridge: one blocking, partitioned asset check per suite file.
 
-``gx_asset_checks(settings)`` gives the checks to add to the Definitions. Each check loads the checked asset's
-partition (and the staged reference tables its suite needs) through the IO manager, runs the suite and returns
-one ``AssetCheckResult`` per partition:
+``gx_asset_checks()`` gives the checks to add to the Definitions. Each check loads the checked asset's partition
+(and the staged reference tables its suite needs) through the IO manager, runs the suite with the environment's
+thresholds (``ThresholdsResource``) and Great Expectations (``GreatExpectationsResource``), and returns one
+``AssetCheckResult`` per partition:
 
 - passed when every expectation passed;
 - failed with severity WARN when only ``warning`` expectations failed (never blocks);
@@ -11,95 +12,88 @@ one ``AssetCheckResult`` per partition:
   are skipped.
 
 Metadata are flat and numeric where they can be, so the Dagster UI plots them over partitions and runs.
-Great Expectations itself is imported only when a check runs (see ``gx_validation``).
+Great Expectations itself is imported only when a check runs (see ``GreatExpectationsResource``).
 """
 
-import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from dataops_assets.assets.partitions import MONTHLY
-from dataops_assets.environments import Settings
-from dataops_assets.quality.gx_suites import (
-    SUITES,
-    SuiteFileError,
-    SuiteSpec,
-    data_docs_index,
-    load_suite,
-    partition_label,
-)
+from dataops_assets.partitions import MONTHLY
+from dataops_assets.quality.gx_suites import SUITES, SuiteFileError, SuiteSpec, load_suite
 from dataops_assets.quality.gx_validation import ExpectationOutcome, ValidationOutcome, run_suite
+from dataops_assets.resources import GreatExpectationsResource, ThresholdsResource
 
 CHECK_NAME = "gx_suite"
 REFERENCE_LAYER = "staging"
 _DESCRIPTION_LINES = 12
 
 
-def gx_asset_checks(
-    settings: Settings,
-    parameter_overrides: Mapping[str, Any] | None = None,
-    suites: Sequence[SuiteSpec] = SUITES,
-) -> list[dg.AssetChecksDefinition]:
-    """One blocking GX check per suite; ``parameter_overrides`` replace computed suite parameters (tests)."""
-    return [gx_asset_check(spec, settings, parameter_overrides) for spec in suites]
+def gx_asset_checks(suites: Sequence[SuiteSpec] = SUITES) -> list[dg.AssetChecksDefinition]:
+    """One blocking GX check per suite."""
+    return [gx_asset_check(spec) for spec in suites]
 
 
-def gx_asset_check(
-    spec: SuiteSpec, settings: Settings, parameter_overrides: Mapping[str, Any] | None = None
-) -> dg.AssetChecksDefinition:
-    """A blocking check of ``spec.asset_key`` per monthly partition, running the suite in ``spec.path``."""
+def gx_asset_check(spec: SuiteSpec) -> dg.AssetChecksDefinition:
+    """A blocking check of ``spec.asset_key`` per monthly partition, running the suite in ``spec.path``.
 
+    A multi-asset check of one spec, because ``@asset_check`` wants a parameter per reference table while the
+    tables differ per suite; ``@multi_asset_check`` passes inputs without a parameter of their own as keywords.
+    """
+    asset_key = dg.AssetKey(list(spec.asset_key))
+    reference_keys = {table: dg.AssetKey([REFERENCE_LAYER, table]) for table in spec.references}
+
+    @dg.multi_asset_check(
+        name=f"{asset_key.to_python_identifier()}_{CHECK_NAME}",
+        specs=[
+            dg.AssetCheckSpec(
+                CHECK_NAME,
+                asset=asset_key,
+                additional_deps=list(reference_keys.values()),
+                blocking=True,
+                partitions_def=MONTHLY,
+                description=_check_description(spec),
+                metadata={"suite_file": dg.MetadataValue.path(str(spec.path))},
+            )
+        ],
+        ins={"data": asset_key, **reference_keys},
+    )
     def _check(
-        context: dg.AssetCheckExecutionContext, data: pd.DataFrame, **references: pd.DataFrame
+        context: dg.AssetCheckExecutionContext,
+        data: pd.DataFrame,
+        thresholds: ThresholdsResource,
+        great_expectations: GreatExpectationsResource,
+        **references: pd.DataFrame,
     ) -> dg.AssetCheckResult:
-        partitioned = context.has_partition_key or context.has_partition_key_range
-        keys = list(context.partition_keys) if partitioned else []
         try:
             outcome = run_suite(
                 spec,
-                settings,
                 data,
-                keys,
+                context.partition_key,  # one month per run: the assets allow no backfill of a range in one run
+                great_expectations=great_expectations,
+                thresholds=thresholds.thresholds,
                 references=references,
-                parameter_overrides=parameter_overrides,
                 extra_meta={"dagster_run_id": context.run.run_id},
             )
-            result = check_result(outcome, settings)
+            result = check_result(outcome, great_expectations.data_docs_index)
         except Exception as error:  # a bug of the bridge itself: still a failed result, never a missing one
             context.log.exception("the GX bridge failed")
             reason = f"the GX bridge failed: {type(error).__name__}: {error}"
+            where = f"{spec.name} {context.partition_key}" if context.has_partition_key else spec.name
             return dg.AssetCheckResult(
                 passed=False,
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={"suite": dg.MetadataValue.text(spec.name), "error": dg.MetadataValue.text(reason)},
-                description=f"{spec.name} {partition_label(keys)}: ERROR, {reason}",
+                description=f"{where}: ERROR, {reason}",
             )
         log = context.log.info if outcome.status in ("passed", "warning") else context.log.error
         log(result.description or "")
         return result
 
-    # The references differ per suite; Dagster reads the inputs off the signature.
-    parameter = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    _check.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [
-            inspect.Parameter("context", parameter, annotation=dg.AssetCheckExecutionContext),
-            inspect.Parameter("data", parameter, annotation=pd.DataFrame),
-            *(inspect.Parameter(table, parameter, annotation=pd.DataFrame) for table in spec.references),
-        ],
-        return_annotation=dg.AssetCheckResult,
-    )
-    return dg.asset_check(
-        asset=dg.AssetKey(list(spec.asset_key)),
-        name=CHECK_NAME,
-        blocking=True,
-        partitions_def=MONTHLY,
-        additional_ins={table: dg.AssetIn(key=[REFERENCE_LAYER, table]) for table in spec.references},
-        description=_check_description(spec),
-        metadata={"suite_file": dg.MetadataValue.path(str(spec.path))},
-    )(_check)
+    return _check
 
 
 def _check_description(spec: SuiteSpec) -> str:
@@ -115,18 +109,18 @@ def _check_description(spec: SuiteSpec) -> str:
     )
 
 
-def check_result(outcome: ValidationOutcome, settings: Settings) -> dg.AssetCheckResult:
+def check_result(outcome: ValidationOutcome, data_docs_index: Path) -> dg.AssetCheckResult:
     """The Dagster result of a validation: passed, WARN (warnings only) or ERROR (critical, or could not run)."""
     status = outcome.status
     return dg.AssetCheckResult(
         passed=status == "passed",
         severity=dg.AssetCheckSeverity.WARN if status == "warning" else dg.AssetCheckSeverity.ERROR,
-        metadata=result_metadata(outcome, settings),
+        metadata=result_metadata(outcome, data_docs_index),
         description=describe(outcome),
     )
 
 
-def result_metadata(outcome: ValidationOutcome, settings: Settings) -> dict[str, Any]:
+def result_metadata(outcome: ValidationOutcome, data_docs_index: Path) -> dict[str, Any]:
     """Flat metadata: counts as ints, shares as floats, and per failed expectation what a person can act on."""
     metadata: dict[str, Any] = {
         "suite": dg.MetadataValue.text(outcome.suite),
@@ -142,7 +136,7 @@ def result_metadata(outcome: ValidationOutcome, settings: Settings) -> dict[str,
         "success_percent": dg.MetadataValue.float(round(outcome.success_percent, 4)),
         "validation_seconds": dg.MetadataValue.float(round(outcome.seconds, 3)),
         "gx_setup_seconds": dg.MetadataValue.float(round(outcome.setup_seconds, 3)),
-        "data_docs": dg.MetadataValue.path(str(data_docs_index(settings))),
+        "data_docs": dg.MetadataValue.path(str(data_docs_index)),
     }
     if outcome.result_path is not None and outcome.result_json is not None:
         metadata["validation_result"] = dg.MetadataValue.path(str(outcome.result_path))

@@ -3,8 +3,9 @@
 A suite is ``dataops_assets/expectations/<schema>.<table>.json``, a GX 1.x suite without generated ``id``s. Every
 expectation carries a ``severity`` (``critical`` blocks downstream assets, ``warning`` is reported only) and a
 human name in ``meta.name``. Thresholds that differ between environments are GX suite parameters
-(``{"$PARAMETER": "min_rows"}``), filled at run time by :func:`suite_parameters` from ``Settings`` and from the
-staged reference tables (value sets of carriers, airports, tail numbers).
+(``{"$PARAMETER": "min_rows"}``), filled at run time by :func:`suite_parameters` from the environment's
+``Thresholds``, the partition's month and the staged reference tables (value sets of carriers, airports, tail
+numbers).
 
 Nothing here imports great_expectations or dagster: reading suites and computing parameters stays cheap.
 """
@@ -14,23 +15,22 @@ from __future__ import annotations
 import calendar
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from dataops_assets.environments import Settings
+from dataops_assets.environments import Thresholds
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "expectations"
 SEVERITIES = ("critical", "warning")
-NYC_AIRPORTS = ("EWR", "JFK", "LGA")
 
-# Weather has one observation per airport and hour; a month may miss a few hours (December 2013 lacks 88 of
-# 2,232; the tolerated share is Thresholds.min_weather_coverage) and the repeated hour when daylight time ends
-# adds one per airport.
-WEATHER_AIRPORTS = len(NYC_AIRPORTS)
+# Weather has one observation per airport (EWR, JFK, LGA) and hour; a month may miss a few hours (December 2013
+# lacks 88 of 2,232; the tolerated share is Thresholds.min_weather_coverage) and the repeated hour when daylight
+# time ends adds one per airport.
+WEATHER_AIRPORTS = 3
 
 # Staged reference table -> the column whose values form the suite parameter of the same name.
 REFERENCE_VALUE_SETS: dict[str, str] = {"airlines": "carrier", "airports": "faa", "planes": "tailnum"}
@@ -126,37 +126,6 @@ def strip_ids(value: Any) -> Any:
     return value
 
 
-def parameter_names(suite: Mapping[str, Any]) -> set[str]:
-    """The ``$PARAMETER`` names a suite uses."""
-    names: set[str] = set()
-
-    def visit(value: Any) -> None:
-        if isinstance(value, dict):
-            if isinstance(value.get("$PARAMETER"), str):
-                names.add(value["$PARAMETER"])
-            for item in value.values():
-                visit(item)
-        elif isinstance(value, list):
-            for item in value:
-                visit(item)
-
-    visit(dict(suite))
-    return names
-
-
-def month_starts(partition_keys: Sequence[str]) -> list[pd.Timestamp]:
-    """First instant of each ``YYYY-MM`` partition key, naive, in key order."""
-    return [pd.Timestamp(f"{key}-01") for key in partition_keys]
-
-
-def partition_label(partition_keys: Sequence[str]) -> str:
-    """``2013-01`` for one partition, ``2013-01..2013-03`` for a range, ``unpartitioned`` for none."""
-    if not partition_keys:
-        return "unpartitioned"
-    ordered = sorted(partition_keys)
-    return ordered[0] if len(ordered) == 1 else f"{ordered[0]}..{ordered[-1]}"
-
-
 def weather_row_band(partition_key: str, min_coverage: float) -> tuple[int, int]:
     """Rows a month of hourly weather at the three airports may have (the end of daylight time adds an hour)."""
     year, month = (int(part) for part in partition_key.split("-"))
@@ -165,51 +134,32 @@ def weather_row_band(partition_key: str, min_coverage: float) -> tuple[int, int]
 
 
 def suite_parameters(
-    settings: Settings,
-    partition_keys: Sequence[str],
-    references: Mapping[str, pd.DataFrame] | None = None,
+    thresholds: Thresholds, partition_key: str, references: Mapping[str, pd.DataFrame] | None = None
 ) -> dict[str, Any]:
-    """Values of every ``$PARAMETER`` the suites use, for the partitions validated together (usually one).
+    """Values of every ``$PARAMETER`` the suites use for one monthly partition (``2013-01``).
 
-    Row-count bands add up over the partitions; timestamps span from the first month's start to the last
-    month's end. Value sets come from the staged reference tables passed in ``references``.
+    Bands come from the environment's thresholds, the month's window from the key, and value sets from the staged
+    reference tables passed in ``references``.
     """
-    thresholds = settings.thresholds
-    starts = month_starts(partition_keys)
-    months = max(len(starts), 1)
+    start = pd.Timestamp(f"{partition_key}-01")
+    end = start + pd.offsets.MonthBegin(1) - pd.Timedelta(microseconds=1)
+    weather_min_rows, weather_max_rows = weather_row_band(partition_key, thresholds.min_weather_coverage)
     parameters: dict[str, Any] = {
-        "min_rows": thresholds.min_flights_per_month * months,
-        "max_rows": thresholds.max_flights_per_month * months,
+        "min_rows": thresholds.min_flights_per_month,
+        "max_rows": thresholds.max_flights_per_month,
         "mean_dep_delay_min": float(thresholds.mean_dep_delay_band[0]),
         "mean_dep_delay_max": float(thresholds.mean_dep_delay_band[1]),
         "cancellation_rate_min": float(thresholds.cancellation_rate_band[0]),
         "cancellation_rate_max": float(thresholds.cancellation_rate_band[1]),
         "on_time_share_min": float(thresholds.on_time_share_band[0]),
         "on_time_share_max": float(thresholds.on_time_share_band[1]),
+        "month_start": start.isoformat(),
+        "month_end": end.isoformat(),
+        "last_month_start": start.isoformat(),  # the mart suites' window is month_start..last_month_start
+        "weather_min_rows": weather_min_rows,
+        "weather_max_rows": weather_max_rows,
     }
-    if starts:
-        first, last = min(starts), max(starts)
-        end = last + pd.offsets.MonthBegin(1) - pd.Timedelta(microseconds=1)
-        parameters |= {
-            "month_start": first.isoformat(),
-            "month_end": end.isoformat(),
-            "last_month_start": last.isoformat(),
-        }
-        bands = [weather_row_band(key, thresholds.min_weather_coverage) for key in partition_keys]
-        parameters |= {
-            "weather_min_rows": sum(low for low, _ in bands),
-            "weather_max_rows": sum(high for _, high in bands),
-        }
     for table, frame in (references or {}).items():
         column = REFERENCE_VALUE_SETS[table]
         parameters[table] = sorted(str(value) for value in frame[column].dropna().unique())
     return parameters
-
-
-def validations_dir(settings: Settings) -> Path:
-    """Where the latest validation result of every suite and partition is kept, for Data Docs."""
-    return settings.env_dir / "validations"
-
-
-def data_docs_index(settings: Settings) -> Path:
-    return settings.data_docs_dir / "index.html"

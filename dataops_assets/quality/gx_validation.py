@@ -1,7 +1,7 @@
 """Running a suite on a DataFrame with Great Expectations, and keeping its result for Data Docs.
 
-Great Expectations is imported on first use only (importing it takes seconds), with analytics off and no
-progress bars, and one ephemeral context serves every validation of the process. A validation never raises:
+Great Expectations comes from the ``GreatExpectationsResource``, which imports it when a check first runs
+(importing it takes seconds) and keeps one ephemeral context for the run. A validation never raises:
 a suite that cannot run (unreadable file, missing parameter, GX error, an expectation that raised) gives an
 outcome with ``status == "error"`` and the reason, which the Dagster check reports as a failed ERROR result.
 
@@ -14,9 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -27,51 +24,15 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from dataops_assets.environments import Settings
-from dataops_assets.quality.gx_suites import (
-    SuiteSpec,
-    load_suite,
-    partition_label,
-    strip_ids,
-    suite_parameters,
-    validations_dir,
-)
+from dataops_assets.environments import Thresholds
+from dataops_assets.files import write_atomic
+from dataops_assets.quality.gx_suites import SuiteSpec, load_suite, strip_ids, suite_parameters
+from dataops_assets.resources import GreatExpectationsResource
 
 Status = Literal["passed", "warning", "critical", "error"]
 
 SAMPLE_SIZE = 10  # offending values and keys reported per failed expectation
 PERSISTED_LIST_LIMIT = 200  # unexpected values and keys kept per expectation in the persisted result
-_DATASOURCE = "dataops"
-
-_lock = threading.RLock()
-_gx_state: dict[str, Any] = {}
-
-
-def gx_context() -> Any:
-    """The process's ephemeral GX context, created (and GX imported) on first use."""
-    with _lock:
-        if "context" not in _gx_state:
-            os.environ["GX_ANALYTICS_ENABLED"] = "False"
-            import great_expectations as gx  # noqa: PLC0415 - lazy: importing GX takes seconds
-            from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: PLC0415
-
-            context = gx.get_context(mode="ephemeral")
-            context.variables.progress_bars = ProgressBarsConfig(globally=False)
-            _gx_state["context"] = context
-            _gx_state["datasource"] = context.data_sources.add_pandas(_DATASOURCE)
-            _gx_state["batch_definitions"] = {}
-        return _gx_state["context"]
-
-
-def _batch_definition(asset_name: str) -> Any:
-    """A whole-DataFrame batch definition per suite, created once per process."""
-    with _lock:
-        gx_context()
-        definitions: dict[str, Any] = _gx_state["batch_definitions"]
-        if asset_name not in definitions:
-            asset = _gx_state["datasource"].add_dataframe_asset(asset_name)
-            definitions[asset_name] = asset.add_batch_definition_whole_dataframe("whole")
-        return definitions[asset_name]
 
 
 @dataclass(frozen=True)
@@ -100,7 +61,7 @@ class ExpectationOutcome:
 
 @dataclass(frozen=True)
 class ValidationOutcome:
-    """A suite's validation of one partition (or a range of them)."""
+    """A suite's validation of one partition."""
 
     suite: str
     partition: str
@@ -108,7 +69,7 @@ class ValidationOutcome:
     expectations: tuple[ExpectationOutcome, ...] = ()
     error: str | None = None  # set when the suite could not run at all
     seconds: float = 0.0  # the validation itself
-    setup_seconds: float = 0.0  # importing GX and creating the context, on the first validation of a process
+    setup_seconds: float = 0.0  # importing GX and creating the context, on the first validation of a run
     result_json: dict[str, Any] | None = field(default=None, repr=False)
     result_path: Path | None = None
     notes: tuple[str, ...] = ()
@@ -163,19 +124,20 @@ class ValidationOutcome:
 
 
 def validate_frame(
+    great_expectations: GreatExpectationsResource,
     suite: Mapping[str, Any],
     frame: pd.DataFrame,
     parameters: Mapping[str, Any],
     *,
+    partition: str,
     key_columns: Sequence[str] = (),
-    partition: str = "unpartitioned",
     extra_meta: Mapping[str, Any] | None = None,
 ) -> ValidationOutcome:
     """Validate ``frame`` against the suite dict; never raises (a failure to run becomes ``status == "error"``)."""
     name = str(suite.get("name") or "suite")
     started = time.perf_counter()
     try:
-        gx_context()  # the first call of a process imports GX: timed apart from the validation
+        great_expectations.context  # noqa: B018 - the first use in a run imports GX: timed apart from the validation
     except Exception as error:
         return ValidationOutcome(
             suite=name, partition=partition, rows=len(frame), error=f"Great Expectations could not start: {error}"
@@ -184,7 +146,7 @@ def validate_frame(
     started = time.perf_counter()
     try:
         keys = [column for column in key_columns if column in frame.columns]
-        result = _run_gx(name, suite, frame, parameters, key_columns=keys, partition=partition)
+        result = _run_gx(great_expectations, name, suite, frame, parameters, key_columns=keys, partition=partition)
         result_json = result.to_json_dict()
         expectations = tuple(_expectation_outcome(r, key_columns) for r in result.results)
     except Exception as error:
@@ -215,6 +177,7 @@ def validate_frame(
 
 
 def _run_gx(
+    great_expectations: GreatExpectationsResource,
     name: str,
     suite: Mapping[str, Any],
     frame: pd.DataFrame,
@@ -223,19 +186,17 @@ def _run_gx(
     key_columns: list[str],
     partition: str,
 ) -> Any:
-    with _lock:  # one context for the process: validations take turns
-        gx_context()
-        import great_expectations as gx  # noqa: PLC0415 - imported above by gx_context
-        from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
+    import great_expectations as gx  # noqa: PLC0415 - the resource imported it when it created the context
+    from great_expectations.core.run_identifier import RunIdentifier  # noqa: PLC0415
 
-        gx_suite = gx.ExpectationSuite(
-            name=name, expectations=_gx_expectations(suite), meta=suite.get("meta"), notes=suite.get("notes")
-        )
-        batch = _batch_definition(name).get_batch(batch_parameters={"dataframe": frame})
-        result_format: dict[str, Any] = {"result_format": "COMPLETE", "partial_unexpected_count": 20}
-        if key_columns:
-            result_format["unexpected_index_column_names"] = key_columns
-        result = batch.validate(gx_suite, result_format=result_format, expectation_parameters=dict(parameters))
+    gx_suite = gx.ExpectationSuite(
+        name=name, expectations=_gx_expectations(suite), meta=suite.get("meta"), notes=suite.get("notes")
+    )
+    batch = great_expectations.batch_definition(name).get_batch(batch_parameters={"dataframe": frame})
+    result_format: dict[str, Any] = {"result_format": "COMPLETE", "partial_unexpected_count": 20}
+    if key_columns:
+        result_format["unexpected_index_column_names"] = key_columns
+    result = batch.validate(gx_suite, result_format=result_format, expectation_parameters=dict(parameters))
     run_time = dt.datetime.now(dt.UTC)
     result.meta["run_id"] = RunIdentifier(run_name=partition, run_time=run_time)
     result.meta["validation_time"] = run_time
@@ -393,51 +354,47 @@ def persist_result(outcome: ValidationOutcome, directory: Path) -> Path:
     if outcome.result_json is None:
         path.unlink(missing_ok=True)
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(outcome.result_json, handle, default=str, indent=1)
-        Path(tmp).chmod(0o644)  # mkstemp makes it private; Data Docs and people read it
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(outcome.result_json, default=str, indent=1))
     return path
 
 
 def run_suite(
     spec: SuiteSpec,
-    settings: Settings,
     frame: pd.DataFrame,
-    partition_keys: Sequence[str],
+    partition_key: str,
     *,
+    great_expectations: GreatExpectationsResource,
+    thresholds: Thresholds,
     references: Mapping[str, pd.DataFrame] | None = None,
-    parameter_overrides: Mapping[str, Any] | None = None,
     extra_meta: Mapping[str, Any] | None = None,
 ) -> ValidationOutcome:
     """Load the spec's suite, fill its parameters, validate ``frame`` and persist the result; never raises."""
-    label = partition_label(partition_keys)
     started = time.perf_counter()
     try:
         suite = load_suite(spec.path)
-        parameters = suite_parameters(settings, partition_keys, references) | dict(parameter_overrides or {})
+        parameters = suite_parameters(thresholds, partition_key, references)
     except Exception as error:
         outcome = ValidationOutcome(
             suite=spec.name,
-            partition=label,
+            partition=partition_key,
             rows=len(frame),
             error=f"the suite could not be prepared: {error}",
             seconds=time.perf_counter() - started,
         )
     else:
-        meta = {"environment": settings.name, "asset_key": list(spec.asset_key), **(extra_meta or {})}
+        meta = {"environment": great_expectations.environment, "asset_key": list(spec.asset_key), **(extra_meta or {})}
         outcome = validate_frame(
-            suite, frame, parameters, key_columns=spec.key_columns, partition=label, extra_meta=meta
+            great_expectations,
+            suite,
+            frame,
+            parameters,
+            partition=partition_key,
+            key_columns=spec.key_columns,
+            extra_meta=meta,
         )
     outcome = replace(outcome, suite=spec.name)
     try:
-        return replace(outcome, result_path=persist_result(outcome, validations_dir(settings)))
+        return replace(outcome, result_path=persist_result(outcome, Path(great_expectations.validations_dir)))
     except OSError as error:
         # The check result matters more than the copy kept for Data Docs: report it, do not fail on it.
         return replace(outcome, notes=(*outcome.notes, f"the validation result could not be saved: {error}"))

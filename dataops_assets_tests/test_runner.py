@@ -1,0 +1,74 @@
+"""``dataops run``'s path: the reference tables once, in process; then the months as one asset backfill through
+the environment's run queue, launched by its daemon in their own processes, several at once."""
+
+from __future__ import annotations
+
+import json
+from itertools import combinations
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.storage.tags import BACKFILL_ID_TAG
+
+from dataops_assets import environments
+from dataops_assets.definitions import build_definitions
+from dataops_assets.environments import current_settings
+from dataops_assets.orchestration import reference_tables
+from dataops_assets.partitions import PARTITION_TAG
+from dataops_assets_tests.fixtures.landing import MONTHS, write_landing
+from dataops_assets_tests.fixtures.pipeline import FIXTURE_BOUNDS
+from dataops_ops.instance import open_instance
+from dataops_ops.runner import PartitionOutcome, run_partitions
+
+
+@pytest.fixture
+def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> environments.Settings:
+    """dev under ``tmp_path``, thresholds fitted to the hand-made landing: as variables, since runs are processes."""
+    monkeypatch.setenv(environments.ENV_VAR, "dev")
+    monkeypatch.setenv(environments.DATA_ROOT_VAR, str(tmp_path))
+    monkeypatch.setenv(environments.THRESHOLDS_VAR, json.dumps(FIXTURE_BOUNDS))
+    monkeypatch.setenv(environments.MAX_RUNS_VAR, "2")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "unused_dagster_home"))
+    settings = current_settings()
+    write_landing(settings.landing_dir, MONTHS)
+    return settings
+
+
+def test_months_run_at_once_through_the_queue_after_the_reference_tables(
+    environment: environments.Settings,
+) -> None:
+    heard: list[PartitionOutcome] = []
+    outcomes = run_partitions(build_definitions(environment), environment, MONTHS, heard.append)
+
+    assert heard == outcomes
+    assert outcomes[0].partition == "reference" and outcomes[0].success
+    assert sorted(outcome.partition for outcome in outcomes[1:]) == list(MONTHS)
+    assert all(outcome.success for outcome in outcomes), [o.errors for o in outcomes]
+    assert all(outcome.checks for outcome in outcomes[1:])  # each month's checks ran in its run
+    with open_instance(environment) as instance:
+        [backfill] = instance.get_backfills()
+        months = instance.get_run_records(dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id}))
+        assert sorted(record.dagster_run.tags[PARTITION_TAG] for record in months) == list(MONTHS)
+        assert any(_overlap(a, b) for a, b in combinations(months, 2)), "no two months ran at the same time"
+        [reference] = instance.get_runs(dg.RunsFilter(job_name=reference_tables.name))
+        reference_keys = instance.get_run_by_id(reference.run_id).asset_selection  # type: ignore[union-attr]
+        for record in months:  # the monthly runs did not restage the references
+            assert not (record.dagster_run.asset_selection or set()) & (reference_keys or set())
+        assert instance.get_daemon_statuses() is not None
+    assert not (environment.dagster_home / "daemon.pid").exists()  # the runner stopped the daemon it started
+
+
+def test_a_month_that_cannot_load_its_file_is_reported_and_the_others_still_publish(
+    environment: environments.Settings,
+) -> None:
+    (environment.landing_dir / "weather" / "2013-02.csv").unlink()
+    outcomes = {o.partition: o for o in run_partitions(build_definitions(environment), environment, MONTHS)}
+    assert outcomes["2013-01"].success and outcomes["2013-03"].success
+    assert not outcomes["2013-02"].success
+    assert any("2013-02.csv" in finding.description for finding in outcomes["2013-02"].findings)
+
+
+def _overlap(a: dg.RunRecord, b: dg.RunRecord) -> bool:
+    assert a.start_time and a.end_time and b.start_time and b.end_time
+    return a.start_time < b.end_time and b.start_time < a.end_time
