@@ -130,7 +130,7 @@ def _schedules(defs: dg.Definitions) -> dict[str, Any]:
             "job": schedule.job_name,
             "default_status": schedule.default_status.value,
         }
-        for schedule in sorted(defs.schedules or [], key=lambda s: s.name)
+        for schedule in sorted((defs.resolve_schedule_def(s.name) for s in defs.schedules or []), key=lambda s: s.name)
     }
 
 
