@@ -5,8 +5,9 @@ from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
-from dataops_assets.landing import flights_file, weather_file
+from dataops_assets.landing import flights_file, reference_file, weather_file
 from dataops_assets.partitions import MONTH_KEYS
 from dataops_assets.resources import LandingZone
 from dataops_assets.transforms.reference import REFERENCE_SPECS
@@ -55,21 +56,49 @@ def replay_partition(tick: datetime) -> str:
     return MONTH_KEYS[previous_month - 1]
 
 
+REFERENCE_CURSOR_KEY = "reference"
+
+
 @dg.sensor(
-    job=flights_pipeline,
+    jobs=[reference_tables, flights_pipeline],
     minimum_interval_seconds=30,
-    description="Requests the partition of each month whose flights and weather files have landed or changed; "
-    "the cursor remembers each file pair's modification times, so a drop is picked up once.",
+    description="Requests the reference tables when their files have landed or changed, then the partition of "
+    "each month whose flights and weather files have landed or changed, once no reference load is pending; the "
+    "cursor remembers the files' modification times, so a drop is picked up once.",
 )
 def landed_month_files(context: dg.SensorEvaluationContext, landing_zone: LandingZone) -> dg.SensorResult:
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    root = Path(landing_zone.root)
+    references = references_stamp(root)
+    if references is not None and seen.get(REFERENCE_CURSOR_KEY) != references:
+        seen[REFERENCE_CURSOR_KEY] = references
+        request = dg.RunRequest(run_key=f"landed-reference-{references}", job_name=reference_tables.name)
+        return dg.SensorResult(run_requests=[request], cursor=json.dumps(seen, sort_keys=True))
+    if references is None or _reference_load_pending(context.instance):
+        # the months read the staged reference tables: they wait for a complete, loaded set
+        return dg.SensorResult(skip_reason="waiting for the reference tables", cursor=json.dumps(seen, sort_keys=True))
     requests = []
     for key in MONTH_KEYS:
-        stamp = landed_stamp(Path(landing_zone.root), key)
+        stamp = landed_stamp(root, key)
         if stamp is not None and seen.get(key) != stamp:
-            requests.append(dg.RunRequest(run_key=f"landed-{key}-{stamp}", partition_key=key))
+            requests.append(
+                dg.RunRequest(run_key=f"landed-{key}-{stamp}", partition_key=key, job_name=flights_pipeline.name)
+            )
             seen[key] = stamp
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
+
+
+def _reference_load_pending(instance: dg.DagsterInstance) -> bool:
+    unfinished = [status for status in dg.DagsterRunStatus if status not in FINISHED_STATUSES]
+    return bool(instance.get_run_ids(dg.RunsFilter(job_name=reference_tables.name, statuses=unfinished), limit=1))
+
+
+def references_stamp(landing_dir: Path) -> str | None:
+    """Modification times of the reference files, or None until all of them have landed."""
+    files = [reference_file(landing_dir, table) for table in REFERENCE_SPECS]
+    if not all(path.is_file() for path in files):
+        return None
+    return ":".join(str(path.stat().st_mtime_ns) for path in files)
 
 
 def landed_stamp(landing_dir: Path, key: str) -> str | None:

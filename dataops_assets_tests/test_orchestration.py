@@ -12,26 +12,40 @@ import dagster as dg
 import pytest
 
 from dataops_assets.environments import Settings
-from dataops_assets.landing import flights_file, weather_file
+from dataops_assets.landing import flights_file, reference_file, weather_file
 from dataops_assets.orchestration import (
+    REFERENCE_CURSOR_KEY,
     flights_pipeline,
     landed_month_files,
     monthly_replay,
     reference_tables,
+    references_stamp,
     replay_partition,
 )
 from dataops_assets.partitions import MONTH_KEYS, MONTHLY
 from dataops_assets.resources import LandingZone
-from dataops_assets_tests.fixtures.landing import write_flights, write_weather
+from dataops_assets.transforms.reference import REFERENCE_SPECS
+from dataops_assets_tests.fixtures.landing import write_flights, write_reference, write_weather
 
 NEW_YORK = ZoneInfo("America/New_York")
 
 
-def _tick(landing_dir: Path, cursor: str | None) -> dg.SensorResult:
-    context = dg.build_sensor_context(cursor=cursor, resources={"landing_zone": LandingZone(root=str(landing_dir))})
+def _tick(landing_dir: Path, cursor: str | None, instance: dg.DagsterInstance | None = None) -> dg.SensorResult:
+    """One evaluation; a cursor of None starts after the reference tables' load (see the reference tests)."""
+    if cursor is None:
+        cursor = json.dumps({REFERENCE_CURSOR_KEY: references_stamp(landing_dir)})
+    context = dg.build_sensor_context(
+        cursor=cursor,
+        resources={"landing_zone": LandingZone(root=str(landing_dir))},
+        instance=instance or dg.DagsterInstance.ephemeral(),
+    )
     result = landed_month_files(context)
     assert isinstance(result, dg.SensorResult)
     return result
+
+
+def _months(cursor: str | None) -> dict[str, str]:
+    return {k: v for k, v in json.loads(cursor or "{}").items() if k != REFERENCE_CURSOR_KEY}
 
 
 def _partitions(result: dg.SensorResult) -> list[str]:
@@ -40,13 +54,52 @@ def _partitions(result: dg.SensorResult) -> list[str]:
 
 @pytest.fixture
 def landing_dir(settings: Settings) -> Path:
+    """The landing folder with the reference files landed."""
+    for table in REFERENCE_SPECS:
+        write_reference(settings.landing_dir, table)
     return settings.landing_dir
+
+
+def _jobs(result: dg.SensorResult) -> list[str | None]:
+    return [request.job_name for request in result.run_requests or () if isinstance(request, dg.RunRequest)]
+
+
+def test_sensor_loads_the_references_first_and_holds_the_months_until_then(landing_dir: Path) -> None:
+    write_flights(landing_dir, "2013-01")
+    write_weather(landing_dir, "2013-01")
+    with dg.DagsterInstance.ephemeral() as instance:
+        first = landed_month_files(
+            dg.build_sensor_context(resources={"landing_zone": LandingZone(root=str(landing_dir))}, instance=instance)
+        )
+        assert isinstance(first, dg.SensorResult)
+        assert _jobs(first) == [reference_tables.name]
+        assert _months(first.cursor) == {}
+        # while the reference load runs, the month waits
+        instance.add_run(dg.DagsterRun(job_name=reference_tables.name, status=dg.DagsterRunStatus.STARTED))
+        held = _tick(landing_dir, first.cursor, instance)
+        assert _jobs(held) == [] and held.skip_reason == dg.SkipReason("waiting for the reference tables")
+        assert _months(held.cursor) == {}
+    # once it has ended, the month is requested; a changed reference file loads the references again
+    ready = _tick(landing_dir, first.cursor)
+    assert (_jobs(ready), _partitions(ready)) == ([flights_pipeline.name], ["2013-01"])
+    planes = reference_file(landing_dir, "planes")
+    later = planes.stat().st_mtime_ns + 5_000_000_000
+    os.utime(planes, ns=(later, later))
+    assert _jobs(_tick(landing_dir, ready.cursor)) == [reference_tables.name]
+
+
+def test_sensor_requests_no_month_while_a_reference_file_is_missing(landing_dir: Path) -> None:
+    write_flights(landing_dir, "2013-01")
+    write_weather(landing_dir, "2013-01")
+    reference_file(landing_dir, "airlines").unlink()
+    result = _tick(landing_dir, "{}")
+    assert _jobs(result) == [] and result.skip_reason == dg.SkipReason("waiting for the reference tables")
 
 
 def test_sensor_requests_a_month_once_both_files_have_landed(landing_dir: Path) -> None:
     empty = _tick(landing_dir, None)
     assert _partitions(empty) == []
-    assert json.loads(empty.cursor or "{}") == {}
+    assert _months(empty.cursor) == {}
 
     write_flights(landing_dir, "2013-01")
     only_flights = _tick(landing_dir, empty.cursor)
@@ -62,7 +115,7 @@ def test_sensor_requests_a_month_once_both_files_have_landed(landing_dir: Path) 
     ]
     stamp = f"{mtimes[0]}:{mtimes[1]}"
     assert request.run_key == f"landed-2013-01-{stamp}"
-    assert json.loads(both.cursor or "{}") == {"2013-01": stamp}
+    assert _months(both.cursor) == {"2013-01": stamp}
 
     again = _tick(landing_dir, both.cursor)
     assert _partitions(again) == []
@@ -75,7 +128,7 @@ def test_sensor_requests_several_months_in_partition_order(landing_dir: Path) ->
         write_weather(landing_dir, month)
     first = _tick(landing_dir, None)
     assert _partitions(first) == ["2013-01", "2013-02", "2013-03"]
-    assert sorted(json.loads(first.cursor or "{}")) == ["2013-01", "2013-02", "2013-03"]
+    assert sorted(_months(first.cursor)) == ["2013-01", "2013-02", "2013-03"]
     assert _partitions(_tick(landing_dir, first.cursor)) == []
 
 
@@ -109,7 +162,7 @@ def test_sensor_never_requests_a_month_with_only_one_of_its_files(landing_dir: P
         result = _tick(landing_dir, cursor)
         assert _partitions(result) == []
         cursor = result.cursor
-    assert json.loads(cursor or "{}") == {}
+    assert _months(cursor) == {}
 
 
 def test_sensor_ignores_files_outside_the_partitions(landing_dir: Path) -> None:
@@ -146,7 +199,7 @@ def test_schedule_definition() -> None:
     assert monthly_replay.cron_schedule == "0 6 2 * *"
     assert monthly_replay.execution_timezone == "America/New_York"
     assert monthly_replay.job_name == "flights_pipeline"
-    assert landed_month_files.job_name == "flights_pipeline"
+    assert {target.job_name for target in landed_month_files.targets} == {"flights_pipeline", "reference_tables"}
     assert landed_month_files.minimum_interval_seconds == 30
 
 
@@ -167,4 +220,5 @@ def test_the_two_jobs_split_the_assets_into_months_and_references(definitions: d
     assert len(asset_graph.asset_check_keys) > 0
     assert {d.name for d in defs.resolve_all_job_defs()} >= {"flights_pipeline"}
     assert defs.resolve_schedule_def("monthly_replay").job_name == "flights_pipeline"
-    assert defs.resolve_sensor_def("landed_month_files").job_name == "flights_pipeline"
+    sensor = defs.resolve_sensor_def("landed_month_files")
+    assert {target.job_name for target in sensor.targets} == {"flights_pipeline", "reference_tables"}
