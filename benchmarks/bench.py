@@ -12,7 +12,7 @@ For every scale (default 1 and 10), in stage, under ``var/bench/x<scale>``:
 
 Every command is measured from outside as a whole (``measure.py``): wall time, CPU time, peak RSS of any one
 process and of the process tree; one still running after ``--timeout`` seconds is stopped and reported. At
-scale N the stage row-count bands are widened N times through ``DATAOPS_ROW_COUNT_SCALE``, so every check runs on
+scale N the stage row-count bands are multiplied by N through ``DATAOPS_THRESHOLDS``, so every check runs on
 the bigger months and holds them to the same rules.
 ``import dataops_assets.definitions`` is timed in a fresh interpreter (best of 3).
 
@@ -41,6 +41,7 @@ from typing import Any
 import psutil
 from measure import CommandFailedError, Measured, measure_import, require_success, run_measured
 from report import (
+    check_findings,
     check_seconds,
     compare_tables,
     format_report,
@@ -48,10 +49,11 @@ from report import (
     goals,
     layer_seconds,
     pipeline_tables,
+    run_failures,
     write_results,
 )
 
-from dataops_assets.environments import settings_for
+from dataops_assets.environments import THRESHOLDS_VAR, settings_for
 from dataops_assets.observability.runlog import RunDigest, digest_run
 from dataops_assets.partitions import MONTH_KEYS
 from dataops_ops.instance import open_instance
@@ -60,11 +62,19 @@ REPO = Path(__file__).resolve().parents[1]
 BENCH_ROOT = REPO / "var" / "bench"
 BIN = Path(sys.executable).parent
 ENVIRONMENT = "stage"
-ROW_COUNT_SCALE_VAR = "DATAOPS_ROW_COUNT_SCALE"
 # Variables that would send alerts or lineage elsewhere, or point the commands at another instance or lake.
 OUTBOUND_PREFIXES = ("OPENLINEAGE_", "DATAOPS_PAGERDUTY_", "DATAOPS_SLACK_")
 DROPPED_VARIABLES = ("DAGSTER_WEBSERVER_URL", "DAGSTER_HOME", "DATAOPS_LAKE_URI")
 DEFAULT_TIMEOUT_SECONDS = 3600.0
+
+
+def _scaled_bands(scale: int) -> dict[str, int]:
+    """The environment's flights-per-month band, N times wider for N copies of every flight."""
+    thresholds = settings_for(ENVIRONMENT).thresholds
+    return {
+        "min_flights_per_month": thresholds.min_flights_per_month * scale,
+        "max_flights_per_month": thresholds.max_flights_per_month * scale,
+    }
 
 
 def command_environment(root: Path, scale: int) -> dict[str, str]:
@@ -77,7 +87,7 @@ def command_environment(root: Path, scale: int) -> dict[str, str]:
     return env | {
         "DATAOPS_ENV": ENVIRONMENT,
         "DATAOPS_DATA_ROOT": str(root),
-        ROW_COUNT_SCALE_VAR: str(scale),
+        THRESHOLDS_VAR: json.dumps(_scaled_bands(scale)),
         "GX_ANALYTICS_ENABLED": "False",
         "DAGSTER_DISABLE_TELEMETRY": "1",
     }
@@ -132,7 +142,7 @@ def run_baseline(script: str, root: Path, months: list[str], env: dict[str, str]
 
 
 def read_runs(root: Path) -> list[RunDigest]:
-    """Every finished run of the instance, oldest first."""
+    """Every run of the instance, oldest first."""
     with open_instance(settings_for(ENVIRONMENT, data_root=root)) as instance:
         records = instance.get_run_records()
         digests = [digest_run(instance, record.dagster_run.run_id) for record in records]
@@ -153,11 +163,7 @@ def run_pipeline(root: Path, months: list[str], env: dict[str, str], timeout_s: 
     command = [str(BIN / "dataops"), "run", *months]
     measured = run_measured(command, root / "pipeline.log", env, REPO, timeout_s)
     runs = read_runs(root)
-    failed = [run for run in runs if run.status != "SUCCESS"]
-    errors = command_errors(measured)
-    errors += [
-        f"run {run.run_id} ({run.partition or run.job_name}): {run.failure_message or run.status}" for run in failed
-    ]
+    errors = command_errors(measured) + run_failures(runs)
     monthly = {run.partition: run.duration_seconds for run in runs if run.partition and run.duration_seconds}
     tables = pipeline_tables(runs)
     return measured.to_json() | {
@@ -168,11 +174,7 @@ def run_pipeline(root: Path, months: list[str], env: dict[str, str], timeout_s: 
         "tables": tables,
         "complete": not errors and all(tables.get(t, 0) > 0 for t in ("core.flights", "marts.carrier_monthly")),
         "errors": errors,
-        "findings": [
-            f"{check.partition} {check.asset} {check.check} ({check.severity}): {check.description.splitlines()[0]}"
-            for run in runs
-            for check in run.failed_checks
-        ],
+        "findings": check_findings(runs),
     }
 
 

@@ -4,8 +4,9 @@
 ``plain``, ``sql``): ``wall_seconds``, ``cpu_seconds``, ``peak_process_mib``, ``peak_tree_mib``,
 ``other_cpu_share`` (see ``measure.py``), ``layers`` (seconds per layer) and ``tables`` (rows per ``layer.table``).
 The baselines add ``inner_seconds`` (their own work, without interpreter start and imports); the pipeline adds
-``run_seconds_by_month``, ``checks`` (Great Expectations seconds), ``complete``, ``errors`` and ``findings`` (checks
-that failed without blocking, e.g. the source's known gaps); ``single_month`` is the slowest month run alone.
+``run_seconds_by_month``, ``checks`` (Great Expectations seconds: validation, setup), ``complete``, ``errors`` and
+``findings`` (checks that failed without blocking, e.g. the source's known gaps); ``single_month`` is the slowest
+month run alone, also from nothing.
 ``layers`` of the pipeline are the assets' own compute times (``duration_s``) summed over months: with months in
 parallel they add up to more than the wall time, and they leave out storage and orchestration.
 """
@@ -25,7 +26,8 @@ GOAL_VS_SQL = 3.0
 GOAL_BACKFILL_VS_MONTH = 7.0
 GOAL_PEAK_PROCESS_MIB = 1.5 * 1024
 GOAL_IMPORT_SECONDS = 1.5
-_GX_SECONDS = ("validation_seconds", "gx_setup_seconds")
+_GX_SECONDS = {"validation_seconds": "validation", "gx_setup_seconds": "setup"}
+_LAYER_ORDER = ("raw", "staging", "quarantine", "core", "marts", "finish")
 
 
 def _table(asset: str) -> str:
@@ -62,15 +64,33 @@ def layer_seconds(runs: Iterable[RunDigest]) -> dict[str, float]:
     return seconds
 
 
-def check_seconds(runs: Iterable[RunDigest]) -> float:
-    """Seconds the Great Expectations checks spent (setup and validation), from their results' metadata."""
-    total = 0.0
+def check_seconds(runs: Iterable[RunDigest]) -> dict[str, float]:
+    """Seconds the Great Expectations checks spent, from their results' metadata: ``validation`` itself, and
+    ``setup`` (importing GX and creating its context, once per run process)."""
+    totals = dict.fromkeys(_GX_SECONDS.values(), 0.0)
     for run in runs:
         for check in run.checks:
-            for key in _GX_SECONDS:
+            for key, name in _GX_SECONDS.items():
                 text = check.metadata.get(key)
-                total += float(text) if text not in (None, "None") else 0.0
-    return total
+                totals[name] += float(text) if text not in (None, "None") else 0.0
+    return totals
+
+
+def run_failures(runs: Iterable[RunDigest]) -> list[str]:
+    return [
+        f"run {run.run_id} ({run.partition or run.job_name}): {run.failure_message or run.status}"
+        for run in runs
+        if run.status != "SUCCESS"
+    ]
+
+
+def check_findings(runs: Iterable[RunDigest]) -> list[str]:
+    """Every check that failed, one line each (the WARN ones are the data's known gaps, not errors)."""
+    return [
+        f"{check.partition} {check.asset} {check.check} ({check.severity}): {check.description.partition(chr(10))[0]}"
+        for run in runs
+        for check in run.failed_checks
+    ]
 
 
 def compare_tables(pipeline: dict[str, int], baseline: dict[str, int]) -> dict[str, Any]:
@@ -162,8 +182,8 @@ def format_scale(scale: dict[str, Any]) -> str:
     pipeline = scale["pipeline"]
     flights = pipeline["tables"].get("raw.flights") or scale["plain"]["tables"].get("raw.flights", 0)
     lines = [
-        f"x{scale['scale']}: {flights:,} flights, {len(scale['months'])} months "
-        f"(landing {_fmt(scale['landing_seconds'])} s, not compared)",
+        f"x{scale['scale']}: {flights:,} flights, {len(scale['months'])} months"
+        + (" (landing reused)" if scale["reused"] else f" (landing {scale['landing_seconds']:.1f} s, not compared)"),
         f"  {'':<14}{'wall s':>9}{'cpu s':>9}{'inner s':>9}{'peak proc MiB':>15}{'peak tree MiB':>15}"
         f"{'others cpu':>12}",
     ]
@@ -179,12 +199,14 @@ def format_scale(scale: dict[str, Any]) -> str:
             f"  {single['month'] + ' alone':<14}{single['wall_seconds']:>9.1f}{single['cpu_seconds']:>9.1f}{'-':>9}"
             f"{single['peak_process_mib']:>15,.0f}{single['peak_tree_mib']:>15,.0f}{single['other_cpu_share']:>12.0%}"
         )
-    layers = sorted({layer for name, _ in _FLOWS for layer in scale[name]["layers"]})
+    found = {layer for name, _ in _FLOWS for layer in scale[name]["layers"]}
+    layers = [layer for layer in _LAYER_ORDER if layer in found] + sorted(found - set(_LAYER_ORDER))
     lines.append(f"  seconds by layer ({', '.join(label for _, label in _FLOWS)}; the pipeline's are compute only):")
     for layer in layers:
         figures = "  ".join(f"{_fmt(scale[name]['layers'].get(layer)):>8}" for name, _ in _FLOWS)
         lines.append(f"    {layer:<12}{figures}")
-    lines.append(f"    {'GX checks':<12}{pipeline['checks']:>8.1f}")
+    for part, seconds in pipeline["checks"].items():
+        lines.append(f"    {'GX ' + part:<13}{seconds:>7.1f}")
     months = pipeline["run_seconds_by_month"]
     if months:
         slowest = max(months, key=months.__getitem__)

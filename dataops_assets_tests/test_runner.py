@@ -58,6 +58,10 @@ def test_months_run_at_once_through_the_queue_after_the_reference_tables(
         assert instance.get_daemon_statuses() is not None
     assert not (environment.dagster_home / "daemon.pid").exists()  # the runner stopped the daemon it started
 
+    # right away again: the stopped daemon's heartbeats must not pass for a live daemon (the run would wait forever)
+    again = run_partitions(build_definitions(environment), environment, ["2013-01"])
+    assert [(o.partition, o.success) for o in again] == [("reference", True), ("2013-01", True)]
+
 
 def test_a_month_that_cannot_load_its_file_is_reported_and_the_others_still_publish(
     environment: environments.Settings,

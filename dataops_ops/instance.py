@@ -56,13 +56,15 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance) -> Iterator
     """The environment's daemon for the block: ours unless one (``make ui``, a deployment) is already healthy."""
     from dagster._daemon.controller import all_daemons_healthy
 
+    pid_file = settings.dagster_home / "daemon.pid"
+    if pid_file.exists():  # ours, left behind by a killed ``dataops run``: its heartbeats would still look alive
+        stop_pid_file(pid_file)
+        instance.wipe_daemon_heartbeats()
     if all_daemons_healthy(instance, heartbeat_tolerance_seconds=60):
         yield
         return
     workspace = settings.dagster_home / "workspace.yaml"
     workspace.write_text(_WORKSPACE_YAML.format(python=sys.executable))
-    pid_file = settings.dagster_home / "daemon.pid"
-    stop_pid_file(pid_file)  # one left behind by a killed ``dataops run``
     start_detached(
         [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(workspace)],
         log_file=settings.dagster_home / "daemon.log",
@@ -74,3 +76,4 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance) -> Iterator
         yield
     finally:
         stop_pid_file(pid_file)
+        instance.wipe_daemon_heartbeats()  # so the next ``dataops run`` does not take it for a live daemon

@@ -22,6 +22,8 @@ from dataops_assets.quality.verdict import CheckVerdict
 from dataops_ops.instance import open_instance, running_daemon
 
 _POLL_SECONDS = 1.0
+# A backfill whose first run has not been created by then has no daemon working on it.
+_STALL_SECONDS = 180.0
 # The in-process run's events still go to the instance (and the UI); the terminal gets the CLI's summary, or in
 # stage and prod every event as a JSON line (the ``console`` logger is the JSON one there).
 _QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -101,9 +103,16 @@ def _await_months(
 ) -> Iterator[PartitionOutcome]:
     """Each run of the backfill as it ends, until the backfill is done and every run of it has ended."""
     reported: set[str] = set()
+    submitted = time.monotonic()
     while True:
         backfill = instance.get_backfill(backfill_id)
         runs = instance.get_runs(dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
+        if backfill is not None and not runs and time.monotonic() - submitted > _STALL_SECONDS:
+            instance.update_backfill(backfill.with_status(BulkActionStatus.CANCELING))
+            log = settings.dagster_home / "daemon.log"
+            reason = f"no run started within {_STALL_SECONDS:g} s: is a daemon serving this instance? (see {log})"
+            yield PartitionOutcome(", ".join(partitions), backfill_id, False, [f"backfill {backfill_id}: {reason}"])
+            return
         for run in runs:
             if run.is_finished and run.run_id not in reported:
                 reported.add(run.run_id)
