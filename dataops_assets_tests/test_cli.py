@@ -7,8 +7,11 @@ somewhere restorable because the CLI exports the environment's own Dagster home 
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +23,7 @@ from dataops_assets.environments import settings_for
 from dataops_assets.landing import weather_file
 from dataops_assets_tests.fixtures.landing import expected_counts, write_landing
 from dataops_assets_tests.fixtures.pipeline import FIXTURE_BOUNDS
-from dataops_ops.cli import main
+from dataops_ops.cli import _parser, main
 
 _SUMMARY_LINE = re.compile(r"^(?P<table>[a-z_]+/[a-z_]+)\s+(?P<rows>[\d,]+)\s+(?P<partitions>\d+|-)$")
 _RUN_LINE = re.compile(r"^dev (?P<partition>2013-\d\d) (?P<status>ok|FAILED): (?P<passed>\d+)/(?P<total>\d+) checks")
@@ -149,3 +152,33 @@ def test_help_lists_the_commands_without_importing_dagster() -> None:
     lake = ("sql", "history", "restore", "verify")
     for command in ("land", "run", "summary", "docs", "metrics", "deploy", "promote", "status", *lake):
         assert command in probe["help"], command
+
+
+def test_every_subcommand_names_a_handler_that_exists() -> None:
+    """Handlers are named as strings (so that --help imports nothing heavy): each must be a function."""
+    parser = _parser()
+    samples = [
+        "land",
+        "run",
+        "summary",
+        "docs",
+        "ui",
+        "metrics",
+        "sql 'select 1'",
+        "history core.flights",
+        "restore core.flights --version 1",
+        "verify",
+        "build",
+        "env init --env dev",
+        "env up --env dev",
+        "env down --env dev",
+        "deploy --env dev --artifact x.whl",
+        "promote --from dev --to stage",
+        "rollback --env dev",
+        "status",
+    ]
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert {sample.split()[0] for sample in samples} == set(commands)
+    for sample in samples:
+        module, function = parser.parse_args(shlex.split(sample)).handler
+        assert callable(getattr(importlib.import_module(module), function)), sample

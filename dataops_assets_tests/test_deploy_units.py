@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import socket
 import subprocess
@@ -16,9 +15,10 @@ import pytest
 
 from dataops_assets.environments import UnknownEnvironmentError
 from dataops_assets.quality.verdict import CheckVerdict
+from dataops_ops.cli import _parser as cli_parser
+from dataops_ops.cli import main
 from dataops_ops.deploy import deploy as deploy_operations
 from dataops_ops.deploy.artifact import wheel_version
-from dataops_ops.deploy.cli import register
 from dataops_ops.deploy.environment_root import EnvironmentRoot, sqlalchemy_url
 from dataops_ops.deploy.errors import (
     ArtifactError,
@@ -84,14 +84,14 @@ def test_wheel_version_from_file_name() -> None:
         wheel_version(Path("dataops_assets.tar.gz"))
 
 
-def test_cli_register_adds_the_subcommands() -> None:
-    parser = argparse.ArgumentParser(prog="dataops")
-    register(parser.add_subparsers(required=True))
+def test_cli_parses_the_deploy_subcommands() -> None:
+    parser = cli_parser()
     args = parser.parse_args(["deploy", "--env", "stage", "--artifact", "dist/x.whl"])
-    assert args.env == "stage" and args.artifact == Path("dist/x.whl") and callable(args.handler)
+    assert args.env == "stage" and args.artifact == Path("dist/x.whl")
+    assert args.handler == ("dataops_ops.deploy.cli", "deploy")
     args = parser.parse_args(["promote", "--from", "stage", "--to", "prod"])
     assert (args.source, args.target) == ("stage", "prod")
-    assert parser.parse_args(["status"]).handler(None, parser.parse_args(["status", "--root", "/nonexistent"])) == 0
+    assert main(["status", "--root", "/nonexistent"]) == 0
 
 
 def test_cli_gate_timeout_reaches_the_deploy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -101,14 +101,21 @@ def test_cli_gate_timeout_reaches_the_deploy(monkeypatch: pytest.MonkeyPatch, tm
         received.update(options, env=env)
 
     monkeypatch.setattr(deploy_operations, "deploy", fake_deploy)
-    parser = argparse.ArgumentParser(prog="dataops")
-    register(parser.add_subparsers(required=True))
     argv = ["deploy", "--env", "dev", "--artifact", "x.whl", "--root", str(tmp_path), "--gate-timeout", "42"]
-    args = parser.parse_args(argv)
-    assert args.handler(None, args) == 0
+    assert main(argv) == 0
     assert received == {"env": "dev", "gate_timeout_s": 42.0}
-    args = parser.parse_args(["deploy", "--env", "dev", "--artifact", "x.whl", "--root", str(tmp_path)])
-    assert args.handler(None, args) == 0 and received["gate_timeout_s"] is None  # the environment's own limit
+    assert main(["deploy", "--env", "dev", "--artifact", "x.whl", "--root", str(tmp_path)]) == 0
+    assert received["gate_timeout_s"] is None  # the environment's own limit
+
+
+def test_cli_exit_codes_of_the_deploy_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rollback", "--env", "qa", "--root", str(tmp_path)]) == 2  # unknown environment
+    assert main(["rollback", "--env", "dev", "--root", str(tmp_path)]) == 2  # not initialised
+    assert "dataops: environment dev is not initialised" in capsys.readouterr().err
+    EnvironmentRoot(tmp_path, "dev").init()
+    assert main(["rollback", "--env", "dev", "--root", str(tmp_path)]) == 3  # nothing to roll back to
+    assert capsys.readouterr().err.strip() == "dataops: dev: no earlier successful release to roll back to"
+    assert main(["build", "--source", str(tmp_path), "--out", str(tmp_path / "dist")]) == 1  # not a project
 
 
 def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Great Expectations Data Docs (static HTML) of the latest validation of every suite and partition.
 
-The checks keep each validation result as ``<env>/validations/<suite>/<partition>.json``; ``build_data_docs``
+The checks keep each validation result as ``<env>/validations/<suite>/<partition>.json``; ``build_data_docs_report``
 renders them, with a page per suite, into ``settings.data_docs_dir`` (under ``var/``, git-ignored).
 """
 
@@ -27,13 +27,9 @@ class DocsBuild:
     skipped: tuple[str, ...]  # result files that could not be read, with the reason
 
 
-def build_data_docs(settings: Settings) -> Path:
-    """Render Data Docs for the latest persisted validations; returns the path of ``index.html``."""
-    return build_data_docs_report(settings).index
-
-
 def build_data_docs_report(settings: Settings) -> DocsBuild:
-    """``build_data_docs`` that also says how many validations were rendered and which files were skipped."""
+    """Render Data Docs for the latest persisted validations: ``index.html``, how many validations were rendered and
+    which files were skipped."""
     resource = GreatExpectationsResource.for_settings(settings)
     # A context of its own: the validation store must hold only the results loaded here.
     context = resource.new_context()  # imports GX with analytics off

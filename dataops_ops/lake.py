@@ -66,10 +66,11 @@ def open_table(settings: Settings, name: str) -> DeltaTable:
         raise LakeError(f"no table {name} in the lake {settings.lake_uri}") from error
 
 
-def connect_lake(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """DuckDB in memory with a view ``layer.table`` over the last committed version of every table."""
+def connect_lake(settings: Settings, tables: list[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """DuckDB in memory with a view ``layer.table`` over the last committed version of every table (or of
+    ``tables``)."""
     connection = duckdb.connect()
-    for name in lake_tables(settings):
+    for name in lake_tables(settings) if tables is None else tables:
         layer, table = name.split(".")
         connection.register(f"_{layer}__{table}", open_table(settings, name).to_pyarrow_dataset())
         connection.execute(
@@ -94,39 +95,16 @@ def read_only_query(connection: duckdb.DuckDBPyConnection, sql: str) -> duckdb.D
     return relation
 
 
-@dataclass(frozen=True)
-class TableSummary:
-    table: str
-    rows: int
-    partitions: int | None
-
-
-def summarize_lake(settings: Settings) -> list[TableSummary]:
-    """Rows per table, and months with rows for the partitioned ones, from their last committed versions."""
-    with connect_lake(settings) as connection:
-        tables = connection.execute(
-            "select table_schema, table_name from information_schema.tables where table_type = 'VIEW'"
-            " and table_schema <> 'main' order by table_schema, table_name"
-        ).fetchall()
-        return [_summarize(connection, schema, table) for schema, table in sorted(tables, key=_layer_order)]
-
-
-def _layer_order(table: tuple[str, str]) -> tuple[int, str]:
-    return LAYERS.index(table[0]), table[1]
-
-
-def _summarize(connection: duckdb.DuckDBPyConnection, schema: str, table: str) -> TableSummary:
-    columns = {row[0] for row in connection.execute(f"select column_name from (describe {schema}.{table})").fetchall()}
-    months = f"count(distinct {PARTITION_COLUMN})" if PARTITION_COLUMN in columns else "null"
-    rows, partitions = connection.execute(f"select count(*), {months} from {schema}.{table}").fetchone()  # type: ignore[misc]
-    return TableSummary(f"{schema}/{table}", int(rows), None if partitions is None else int(partitions))
-
-
-def format_summary(summaries: list[TableSummary]) -> str:
+def summarize_lake(settings: Settings) -> str:
+    """A line per table: its rows, and the months with rows when it is partitioned, in its last committed version."""
+    tables = lake_tables(settings)
     lines = [f"{'table':<26}{'rows':>12}  partitions"]
-    for item in summaries:
-        partitions = "-" if item.partitions is None else str(item.partitions)
-        lines.append(f"{item.table:<26}{item.rows:>12,}  {partitions}")
+    with connect_lake(settings, tables) as connection:
+        for name in tables:
+            partitioned = PARTITION_COLUMN in connection.sql(f"from {name}").columns
+            months = f"count(distinct {PARTITION_COLUMN})" if partitioned else "'-'"
+            rows, partitions = connection.execute(f"select count(*), {months} from {name}").fetchone()  # type: ignore[misc]
+            lines.append(f"{name.replace('.', '/'):<26}{rows:>12,}  {partitions}")
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,7 @@ def deploy(
             failed = error.result if isinstance(error, GateFailedError) else None
             restored = _restore(env, config, previous, webserver, log)
             outcome: Record = {"failures": failed.failures if failed else [str(error)], "restored": restored}
-            outcome |= {"gate": failed.as_record() if failed else None, "seconds": _since(started)}
+            outcome |= {"gate": asdict(failed) if failed else None, "seconds": _since(started)}
             env.append_audit(event, "rolled_back", reason=str(error), **outcome, **details)
             where = f"rolled back to {restored}" if previous else "no previous release to restore"
             raise errors.DeployFailedError(
@@ -92,7 +92,7 @@ def deploy(
         log(f"{env_name}: {artifact.version} is live; gate {gate.gate} passed in {gate.seconds:.0f}s")
         before = previous.version if previous else None
         return env.append_audit(
-            event, "succeeded", gate=gate.as_record(), previous=before, seconds=_since(started), **details
+            event, "succeeded", gate=asdict(gate), previous=before, seconds=_since(started), **details
         )
 
 
@@ -136,14 +136,9 @@ def rollback(root: Path, env_name: str, log: Log = print) -> Record:
 
 def require_stage_pass(root: Path, sha256: str) -> None:
     """Prod refuses an artifact unless stage's audit log records this sha256 passing its gate."""
-    for record in EnvironmentRoot(root, "stage").audit_records():
-        if (
-            record.get("sha256") == sha256
-            and record.get("status") == "succeeded"
-            and record.get("event") in {"deploy", "promote"}
-            and (record.get("gate") or {}).get("passed")
-        ):
-            return
+    live = [record for record in EnvironmentRoot(root, "stage").went_live() if record.get("sha256") == sha256]
+    if any((record.get("gate") or {}).get("passed") for record in live):  # a rollback records no gate
+        return
     raise errors.DeployError(
         f"prod refuses artifact sha256 {sha256[:12]}…: stage's audit log has no passed stage gate for it; "
         "deploy it to stage first (`dataops promote --from stage --to prod`)"
@@ -210,9 +205,7 @@ def _restore(
 
 def _previous_release(env: EnvironmentRoot, current: Release | None) -> Release | None:
     """The latest release that went live before ``current`` and is still installed."""
-    for record in reversed(env.audit_records()):
-        if record.get("status") != "succeeded" or record.get("event") not in {"deploy", "promote", "rollback"}:
-            continue
+    for record in reversed(env.went_live()):
         if current is not None and record.get("sha256") == current.sha256:
             continue
         for path in sorted(env.releases_dir.glob(f"{record.get('version')}*")):
@@ -234,7 +227,7 @@ def status(root: Path) -> list[Record]:
         current, records = env.current(), env.audit_records()
         # `since`: when the current release last went live (a deploy, promote or rollback); its gate result: the
         # latest gate it passed in this environment (a rollback reinstates a release without re-running it).
-        live = [r for r in records if current and r.get("sha256") == current.sha256 and r.get("status") == "succeeded"]
+        live = [record for record in env.went_live() if current and record.get("sha256") == current.sha256]
         gate: Record = next((r["gate"] for r in reversed(live) if r.get("gate")), {})
         rows.append(
             {

@@ -23,9 +23,12 @@ from dataops_assets.partitions import MONTH_KEYS
 from dataops_ops.deploy.errors import DeployLockedError, EnvironmentNotReadyError
 
 ROOT_VAR = "DATAOPS_DEPLOY_ROOT"
-_DEFAULT_PORTS = {"dev": (3010, 4010), "stage": (3020, 4020), "prod": (3030, 4030)}
-# dev smokes the first month, stage validates the year, prod launches nothing.
-_DEFAULT_GATE_PARTITIONS = {"dev": MONTH_KEYS[:1], "stage": MONTH_KEYS, "prod": ()}
+# Ports; and the gate: dev smokes the first month, stage validates the year, prod launches nothing.
+_DEFAULTS: dict[str, dict[str, Any]] = {
+    "dev": {"webserver_port": 3010, "code_server_port": 4010, "gate_partitions": MONTH_KEYS[:1]},
+    "stage": {"webserver_port": 3020, "code_server_port": 4020, "gate_partitions": MONTH_KEYS},
+    "prod": {"webserver_port": 3030, "code_server_port": 4030, "gate_partitions": ()},
+}
 
 
 def default_root() -> Path:
@@ -97,11 +100,8 @@ class EnvironmentRoot:
     def init(self, **options: Any) -> EnvironmentConfig:
         """Write ``environment.json``, ``dagster.yaml`` and ``workspace.yaml`` (idempotent); ``options`` are fields of
         EnvironmentConfig, None or missing ones take the environment's defaults."""
-        web, code = _DEFAULT_PORTS[self.name]
-        defaults: dict[str, Any] = {"webserver_port": web, "code_server_port": code}
-        defaults["gate_partitions"] = _DEFAULT_GATE_PARTITIONS[self.name]
         given = {key: value for key, value in options.items() if value is not None}
-        config = EnvironmentConfig(name=self.name, **(defaults | given))
+        config = EnvironmentConfig(name=self.name, **(_DEFAULTS[self.name] | given))
         if self.name != "dev" and not config.postgres_url:
             raise EnvironmentNotReadyError(f"{self.name} stores its instance in PostgreSQL: give --postgres-url")
         for folder in (self.releases_dir, self.dagster_home, self.run_dir):
@@ -151,18 +151,20 @@ class EnvironmentRoot:
         record = {"time": _now(), "env": self.name, "event": event, "status": status}
         record |= {"user": getpass.getuser(), "host": socket.gethostname(), **details}
         line = json.dumps(record, sort_keys=True, default=str)
-        fd = os.open(self.audit_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with self.audit_log.open("a") as log:
+            log.write(line + "\n")
+            log.flush()
+            os.fsync(log.fileno())
         return dict(json.loads(line))  # as a reader of the log sees it
 
     def audit_records(self) -> list[dict[str, Any]]:
         if not self.audit_log.is_file():
             return []
         return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
+
+    def went_live(self) -> list[dict[str, Any]]:
+        """The records of every deploy, promote or rollback that put a release live, oldest first."""
+        return [record for record in self.audit_records() if record.get("status") == "succeeded"]
 
     # -- lock ---------------------------------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from dataops_assets.orchestration import flights_pipeline, reference_tables
@@ -43,9 +43,6 @@ class GateResult:
     def fail(self, message: str) -> None:
         self.passed = False
         self.failures.append(message)
-
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class GateFailedError(RuntimeError):
@@ -114,8 +111,7 @@ def _gate_run(
 
 
 def _blocking_checks(webserver: Webserver, location: str, job: str) -> set[tuple[str, str]]:
-    assets = webserver.job_assets(location, job)
-    return {(asset.key, check) for asset in assets for check, is_blocking in asset.checks.items() if is_blocking}
+    return {(asset.key, check) for asset in webserver.job_assets(location, job) for check in asset.blocking_checks}
 
 
 def _judge_run(result: GateResult, outcome: RunOutcome, blocking: set[tuple[str, str]]) -> None:
@@ -154,8 +150,8 @@ def post_release_check(config: EnvironmentConfig, webserver: Webserver) -> GateR
     result = GateResult(gate="prod-post-release")
     assets = webserver.job_assets(config.location_name, flights_pipeline.name)
     published = sorted(asset.key for asset in assets if asset.published)
-    unchecked = [asset.key for asset in assets if asset.published and not any(asset.checks.values())]
-    blocking = sorted(f"{asset.key}/{check}" for asset in assets for check, on in asset.checks.items() if on)
+    unchecked = [asset.key for asset in assets if asset.published and not asset.blocking_checks]
+    blocking = sorted(f"{asset.key}/{check}" for asset in assets for check in asset.blocking_checks)
     result.details.update(assets=len(assets), published=published, blocking_checks=blocking)
     if not published:
         result.fail(f"{flights_pipeline.name} of {config.location_name} has no published assets, or is missing")

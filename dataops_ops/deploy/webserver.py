@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ _RUN_EVENTS = """query($id: ID!, $cursor: String) { logsForRun(runId: $id, after
 class JobAsset:
     key: str  # e.g. ``marts/carrier_monthly``
     published: bool  # tagged ``published: true``
-    checks: dict[str, bool]  # check name → blocking
+    blocking_checks: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -91,18 +92,14 @@ class Webserver:
         deadline = time.monotonic() + timeout_s
         accepted = False
         while True:
-            accepted = accepted or self._terminate(run_id)
+            if not accepted:
+                with contextlib.suppress(DagsterGraphQLClientError):
+                    self.client.terminate_run(run_id)
+                    accepted = True
             status = self.run_status(run_id)
             if status in _TERMINAL or time.monotonic() > deadline:
                 return status
             time.sleep(0.5)
-
-    def _terminate(self, run_id: str) -> bool:
-        try:
-            self.client.terminate_run(run_id)
-        except DagsterGraphQLClientError:
-            return False
-        return True
 
     def job_assets(self, location: str, job: str) -> list[JobAsset]:
         """The job's assets with their checks; none when the location has no such job."""
@@ -112,7 +109,9 @@ class Webserver:
             JobAsset(
                 key="/".join(node["assetKey"]["path"]),
                 published={"key": "published", "value": "true"} in node["tags"],
-                checks={c["name"]: bool(c["blocking"]) for c in (node["assetChecksOrError"] or {}).get("checks", [])},
+                blocking_checks=tuple(
+                    c["name"] for c in (node["assetChecksOrError"] or {}).get("checks", []) if c["blocking"]
+                ),
             )
             for node in nodes
         ]
