@@ -9,7 +9,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -144,13 +144,32 @@ def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
         pass
 
 
-class _RunNeverEnds(BaseHTTPRequestHandler):
+class _GraphQLStub(BaseHTTPRequestHandler):
+    """A GraphQL endpoint on 127.0.0.1 for the deploy client: subclasses answer ``do_POST`` with ``reply``."""
+
+    def request_body(self) -> dict[str, object]:
+        body: dict[str, object] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        return body
+
+    def reply(self, data: object) -> None:
+        body = json.dumps({"data": data}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _RunNeverEnds(_GraphQLStub):
     """A GraphQL endpoint whose run stays STARTED until it is terminated; it records the documents it receives."""
 
     received: ClassVar[list[str]] = []
 
     def do_POST(self) -> None:
-        document = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["query"]
+        document = str(self.request_body()["query"])
         self.received.append(document)
         requests = sum("terminateRun" in earlier for earlier in self.received)
         if "terminateRun" in document:
@@ -161,15 +180,7 @@ class _RunNeverEnds(BaseHTTPRequestHandler):
             }
         else:
             data = {"pipelineRunOrError": {"__typename": "Run", "status": "CANCELED" if requests >= 2 else "STARTED"}}
-        body = json.dumps({"data": data}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        self.reply(data)
 
 
 def test_a_gate_run_that_does_not_finish_times_out_and_is_cancelled() -> None:
@@ -216,11 +227,11 @@ def test_a_gate_run_fails_on_error_records_warn_and_needs_every_blocking_check()
     ]
 
 
-class _RunEvents(BaseHTTPRequestHandler):
+class _RunEvents(_GraphQLStub):
     """A GraphQL endpoint serving a run's event log in two pages: a check evaluation, then a step failure."""
 
     def do_POST(self) -> None:
-        variables = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["variables"]
+        variables: Any = self.request_body()["variables"]
         evaluation: dict[str, object] = {
             "assetKey": {"path": ["core", "flights"]},
             "checkName": "gx_suite",
@@ -237,15 +248,7 @@ class _RunEvents(BaseHTTPRequestHandler):
         page = {"__typename": "EventConnection", "cursor": "1", "hasMore": True, "events": first}
         if variables["cursor"] == "1":
             page = {"__typename": "EventConnection", "cursor": "2", "hasMore": False, "events": second}
-        body = json.dumps({"data": {"logsForRun": page}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        self.reply({"logsForRun": page})
 
 
 def test_run_outcome_reads_every_page_of_the_event_log() -> None:

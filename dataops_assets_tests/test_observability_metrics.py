@@ -12,7 +12,7 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -21,12 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dataops_assets.environments import DATA_ROOT_VAR, ENV_VAR, Settings, settings_for
 from dataops_assets_tests.fixtures.observability import (
-    TINY_BOUNDS,
     TINY_MONTH,
     TINY_QUARANTINED,
     TINY_ROWS,
     temp_instance,
-    write_tiny_landing,
+    tiny_landed_settings,
 )
 from dataops_assets_tests.fixtures.pipeline import materialize_partition
 from dataops_ops.metrics import run_metrics
@@ -46,9 +45,7 @@ class Ran:
 
 @pytest.fixture(scope="module")
 def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
-    dev = settings_for("dev", data_root=tmp_path_factory.mktemp("metrics"))
-    settings = replace(dev, thresholds=replace(dev.thresholds, **TINY_BOUNDS))
-    write_tiny_landing(settings.landing_dir)
+    settings = tiny_landed_settings(tmp_path_factory.mktemp("metrics"))
     with temp_instance(settings.dagster_home) as instance:
         good = materialize_partition(settings, TINY_MONTH, instance)
         bad = materialize_partition(settings, EMPTY_MONTH, instance)

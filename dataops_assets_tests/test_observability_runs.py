@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -12,11 +12,11 @@ import pytest
 
 from dataops_assets.assets.raw import raw_flights
 from dataops_assets.definitions import build_definitions
-from dataops_assets.environments import Settings, settings_for
+from dataops_assets.environments import Settings
 from dataops_assets.observability.config import ObservabilityResource, build_observability_config
 from dataops_assets.observability.runs import RUNNER_TAGS, observation_sensors, observe_run
 from dataops_assets.resources import build_resources
-from dataops_assets_tests.fixtures.observability import TINY_BOUNDS, TINY_MONTH, temp_instance, write_tiny_landing
+from dataops_assets_tests.fixtures.observability import TINY_MONTH, temp_instance, tiny_landed_settings
 
 SUCCEEDED, FAILED, _CANCELED = observation_sensors
 
@@ -39,9 +39,7 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    dev = settings_for("dev", data_root=tmp_path_factory.mktemp("runs"))
-    settings = replace(dev, thresholds=replace(dev.thresholds, **TINY_BOUNDS))
-    write_tiny_landing(settings.landing_dir)
+    settings = tiny_landed_settings(tmp_path_factory.mktemp("runs"))
     with temp_instance(settings.dagster_home) as instance:
         yield Env(settings, instance)
 
