@@ -19,7 +19,7 @@ run: install
 	$(BIN)/dataops land
 	$(BIN)/dataops run
 
-## ui: the Dagster UI on 127.0.0.1:3000 over workspace.yaml, on the environment's own instance
+## ui: the Dagster UI on 127.0.0.1:3000 through dg dev, on the environment's own instance
 ui: install
 	$(BIN)/dataops ui
 
@@ -34,9 +34,9 @@ test: lint
 	$(BIN)/dg check defs
 	$(BIN)/pytest
 
-## test-fast: lint, types and the fast tier (not the deploy end to end, the real-data suites or the linters)
+## test-fast: lint, types and the fast tier (not the deploy end to end, real-data, linter, browser or fault tests)
 test-fast: lint
-	$(BIN)/pytest -m "not e2e and not real_data and not linters"
+	$(BIN)/pytest -m "not e2e and not real_data and not linters and not browser and not faults"
 
 ## bench: dataops land/run in stage at 1x and 10x, beside plain pandas and plain SQL
 ## (a quick one: make bench BENCH_ARGS="--scales 1 --months 2013-01 2013-02")

@@ -4,7 +4,7 @@ It does what the pipeline does for every month, with the same pure transforms fr
 
 raw       read each landed month (``read_landed``, all text) and the reference files; write them to ``raw.*``
 staging   type flights and weather per month, stage the reference tables once; write ``staging.*`` and
-          ``quarantine.*``
+          ``quarantine.quarantined_*`` (the pipeline's table names, so ``report.py`` compares rows per table)
 core      enrich each month's flights with weather, plane, airline and destination; write ``core.flights``
 marts     carrier and route monthly performance; write ``marts.*``
 
@@ -191,7 +191,8 @@ def run_plain(landing_dir: Path, database: Path, months: tuple[str, ...] = MONTH
                 staging_stats.rows_in += len(raw_flights) + len(raw_weather)
                 for subject, staged in (("flights", staged_flights), ("weather", staged_weather)):
                     staging_stats.rows_out += write_table(connection, "staging", subject, staged.valid)
-                    quarantined_rows += write_table(connection, "quarantine", subject, _quarantine(staged, run_id))
+                    quarantine = _quarantine(staged, run_id)
+                    quarantined_rows += write_table(connection, "quarantine", f"quarantined_{subject}", quarantine)
             del raw_flights, raw_weather
 
             with recorder.layer("core") as core_stats:

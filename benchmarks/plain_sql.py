@@ -126,7 +126,7 @@ def _split(table: str, checked: str, source_columns: list[str], staged_columns: 
     return [
         f"create or replace table staging.{table} as select {staged_columns} from {checked} where rule is null",
         f"""
-create or replace table quarantine.{table} as
+create or replace table quarantine.quarantined_{table} as
 select rule, detail, to_json({originals}) as raw_values, _partition_month, _source_file, _source_line
 from {checked} where rule is not null
 """,

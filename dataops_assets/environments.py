@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 ENV_VAR = "DATAOPS_ENV"
 DATA_ROOT_VAR = "DATAOPS_DATA_ROOT"
@@ -38,8 +38,18 @@ class Thresholds:
     mean_dep_delay_band: tuple[float, float] = (0.0, 30.0)
     cancellation_rate_band: tuple[float, float] = (0.0, 0.08)
     on_time_share_band: tuple[float, float] = (0.55, 0.95)
-    # weather rows of a month must cover this share of its hours at the three airports
+    # weather rows of a month must cover this share of its hours at the three airports, and at each of them
+    # (the real data's worst airport-month: EWR in December 2013, 714 of 744 hours, 0.960)
     min_weather_coverage: float = 0.95
+    # calendar days of a month allowed without a single staged flight (the real data has flights every day)
+    max_missing_flight_days: int = 0
+    # a month's flights per day must lie within median ± k · scaled MAD of the other months' (real months: at
+    # most 2.8), once at least volume_min_history other months are published; outside it fails with this severity
+    volume_mad_k: float = 4.0
+    volume_min_history: int = 6
+    volume_severity: Literal["ERROR", "WARN"] = "ERROR"
+    # a staged reference table may shrink by at most this share of its published rows
+    max_reference_shrink: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,10 @@ class Settings:
 
 # Month sizes of the real data are 25,000 to 29,000 flights; the bands leave room for the dev sample's spread.
 _FULL_YEAR = Thresholds(min_flights_per_month=24_000, max_flights_per_month=30_000, max_quarantine_share=0.01)
-_DEV_SAMPLE = Thresholds(min_flights_per_month=2_300, max_flights_per_month=3_100, max_quarantine_share=0.01)
+# dev's volume band is a WARN: a developer's months are reloaded, sampled and cut at will
+_DEV_SAMPLE = Thresholds(
+    min_flights_per_month=2_300, max_flights_per_month=3_100, max_quarantine_share=0.01, volume_severity="WARN"
+)
 
 
 @dataclass(frozen=True)

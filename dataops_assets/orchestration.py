@@ -1,6 +1,7 @@
 """Jobs, schedules and sensors."""
 
 import json
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -67,16 +68,16 @@ REFERENCE_CURSOR_KEY = "reference"
     "cursor remembers the files' modification times, so a drop is picked up once.",
 )
 def landed_month_files(context: dg.SensorEvaluationContext, landing_zone: LandingZone) -> dg.SensorResult:
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    seen = read_cursor(context.cursor)
     root = Path(landing_zone.root)
     references = references_stamp(root)
     if references is not None and seen.get(REFERENCE_CURSOR_KEY) != references:
         seen[REFERENCE_CURSOR_KEY] = references
         request = dg.RunRequest(run_key=f"landed-reference-{references}", job_name=reference_tables.name)
-        return dg.SensorResult(run_requests=[request], cursor=json.dumps(seen, sort_keys=True))
+        return dg.SensorResult(run_requests=[request], cursor=write_cursor(seen))
     if references is None or _reference_load_pending(context.instance):
         # the months read the staged reference tables: they wait for a complete, loaded set
-        return dg.SensorResult(skip_reason="waiting for the reference tables", cursor=json.dumps(seen, sort_keys=True))
+        return dg.SensorResult(skip_reason="waiting for the reference tables", cursor=write_cursor(seen))
     requests = []
     for key in MONTH_KEYS:
         stamp = landed_stamp(root, key)
@@ -85,7 +86,25 @@ def landed_month_files(context: dg.SensorEvaluationContext, landing_zone: Landin
                 dg.RunRequest(run_key=f"landed-{key}-{stamp}", partition_key=key, job_name=flights_pipeline.name)
             )
             seen[key] = stamp
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
+    return dg.SensorResult(run_requests=requests, cursor=write_cursor(seen))
+
+
+def read_cursor(cursor: str | None) -> dict[str, str]:
+    """The landing sensor's cursor: ``reference`` and each month key → the modification times of its files."""
+    return json.loads(cursor) if cursor else {}
+
+
+def write_cursor(seen: Mapping[str, str]) -> str:
+    return json.dumps(dict(seen), sort_keys=True)
+
+
+def landed_stamps(landing_dir: Path, months: Iterable[str]) -> dict[str, str]:
+    """The cursor entries of the files landed now (the reference set and each month's pair), for whoever loads
+    them outside the sensor (``dataops run``) to record; what has not fully landed is left out."""
+    stamps = {REFERENCE_CURSOR_KEY: references_stamp(landing_dir)} | {
+        key: landed_stamp(landing_dir, key) for key in months
+    }
+    return {key: stamp for key, stamp in stamps.items() if stamp is not None}
 
 
 def _reference_load_pending(instance: dg.DagsterInstance) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 
@@ -42,6 +42,11 @@ class ThresholdsResource(dg.ConfigurableResource):
     cancellation_rate_band: list[float]
     on_time_share_band: list[float]
     min_weather_coverage: float
+    max_missing_flight_days: int
+    volume_mad_k: float
+    volume_min_history: int
+    volume_severity: Literal["ERROR", "WARN"]
+    max_reference_shrink: float
 
     @classmethod
     def of(cls, thresholds: Thresholds) -> ThresholdsResource:

@@ -29,12 +29,13 @@ PARTITIONED = {
     "raw.flights",
     "raw.weather",
     "staging.flights",
-    "quarantine.flights",
+    "quarantine.quarantined_flights",
     "staging.weather",
-    "quarantine.weather",
+    "quarantine.quarantined_weather",
     "core.flights",
     "marts.carrier_monthly",
     "marts.route_monthly",
+    "publish.months",
 }
 
 
@@ -68,14 +69,12 @@ def test_three_runs_succeed_with_every_error_check_passing(three_months: ThreeMo
         names = {(e.asset_key.to_user_string(), e.check_name) for e in failed}
         # The newest month (2013-12) is never there, so the freshness check warns on every run.
         assert ("core/flights", "freshness_check") in names
-        # January and February fly to BQN, which is not in airports: the suites warn, they never block.
+        # January and February fly to BQN, which is not in airports: an accepted exception, so those suites pass.
+        # January's core warns, never blocks: one of its six flights has no weather (the suite wants 95 %) and
+        # one of its five flown flights an unknown tail number (20 %, above the 12 % to 18 % accepted on real data).
         suite_warnings = names - {("core/flights", "freshness_check")}
-        if month in {"2013-01", "2013-02"}:
-            assert suite_warnings == {
-                ("staging/flights", "gx_suite"),
-                ("core/flights", "gx_suite"),
-                ("marts/route_monthly", "gx_suite"),
-            }
+        if month == "2013-01":
+            assert suite_warnings == {("core/flights", "gx_suite")}, suite_warnings
         else:
             assert suite_warnings == set(), (month, suite_warnings)
 
@@ -147,7 +146,9 @@ def test_column_types_read_back_from_the_lake(three_months: ThreeMonths) -> None
         core = dict(connection.execute("select column_name, column_type from (describe core.flights)").fetchall())
         raw = dict(connection.execute("select column_name, column_type from (describe raw.flights)").fetchall())
         quarantine = dict(
-            connection.execute("select column_name, column_type from (describe quarantine.weather)").fetchall()
+            connection.execute(
+                "select column_name, column_type from (describe quarantine.quarantined_weather)"
+            ).fetchall()
         )
     assert {core[c] for c in ("flight_id", "carrier", "tailnum", "dest_name")} == {"VARCHAR"}
     assert {core[c] for c in ("dep_delay", "arr_delay", "temp", "year_built")} == {"DOUBLE"}
@@ -155,7 +156,7 @@ def test_column_types_read_back_from_the_lake(three_months: ThreeMonths) -> None
     assert core["flight"] == "BIGINT"
     assert core["sched_dep_local"].startswith("TIMESTAMP")
     assert {raw[c] for c in ("year", "dep_time", "tailnum", "time_hour", "_source_file")} == {"VARCHAR"}
-    # quarantine.weather never received a row, yet its text columns are typed.
+    # quarantine.quarantined_weather never received a row, yet its text columns are typed.
     assert {quarantine[c] for c in ("rule", "detail", "raw_values", "_source_file", "_run_id")} == {"VARCHAR"}
 
 
@@ -216,7 +217,7 @@ def test_core_flags_misses_instead_of_dropping_flights(three_months: ThreeMonths
 
 
 def test_the_repeated_row_is_quarantined_with_its_lineage(three_months: ThreeMonths) -> None:
-    quarantined = read_table(three_months.settings, "quarantine.flights")
+    quarantined = read_table(three_months.settings, "quarantine.quarantined_flights")
     assert len(quarantined) == 1
     row = quarantined.iloc[0]
     assert row["rule"] == "duplicate_row"
@@ -256,13 +257,13 @@ def test_one_partition_and_a_rerun_that_replaces_it(
     assert first.success
     january = expected_counts(["2013-01"])
     assert table_counts(settings) == january
-    assert january["core.flights"] == 6 and january["quarantine.flights"] == 1
+    assert january["core.flights"] == 6 and january["quarantine.quarantined_flights"] == 1
     before = comparable_tables(settings)
 
     again = dg.materialize(everything, resources=resources, partition_key="2013-01", instance=instance)
     assert again.success
     assert table_counts(settings) == january  # replaced, not appended
     assert_same_tables(comparable_tables(settings), before)
-    quarantined = read_table(settings, "quarantine.flights")
+    quarantined = read_table(settings, "quarantine.quarantined_flights")
     assert list(quarantined["_run_id"]) == [again.run_id]
     assert len(instance.get_runs()) == 2

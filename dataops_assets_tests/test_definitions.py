@@ -203,15 +203,23 @@ def test_snapshot_pins_the_layers() -> None:
     assert sorted(assets) == sorted(
         [f"raw/{t}" for t in ("flights", "weather", "airports", "airlines", "planes")]
         + [f"staging/{t}" for t in ("flights", "weather", "airports", "airlines", "planes")]
-        + ["quarantine/flights", "quarantine/weather", "core/flights", "marts/carrier_monthly", "marts/route_monthly"]
+        + [
+            "quarantine/quarantined_flights",
+            "quarantine/quarantined_weather",
+            "core/flights",
+            "marts/carrier_monthly",
+            "marts/route_monthly",
+        ]
+        + ["publish/months"]
     )
     staged = ("airlines", "airports", "flights", "planes", "weather")
     assert assets["core/flights"]["deps"] == [f"staging/{t}" for t in staged]
     assert assets["marts/route_monthly"]["deps"] == ["core/flights"]
+    assert assets["publish/months"]["deps"] == ["core/flights", "marts/carrier_monthly", "marts/route_monthly"]
     assert assets["raw/planes"]["partitions"] is None
     assert {a["partitions"] for a in assets.values()} == {None, MONTHLY}
     assert snapshot["partitions"][MONTHLY]["keys"] == [f"2013-{m:02d}" for m in range(1, 13)]
-    assert {a["group"] for a in assets.values()} == {"raw", "staging", "core", "marts"}
+    assert {a["group"] for a in assets.values()} == {"raw", "staging", "quarantine", "core", "marts", "publish"}
     assert {key for key, a in assets.items() if a["tags"].get("published") == "true"} == {
         "core/flights", "marts/carrier_monthly", "marts/route_monthly",
     }  # fmt: skip

@@ -3,8 +3,11 @@ API, and check that a failing gate, a location that does not load and a bad arti
 previous release, and a gate run that does not finish in time is terminated and rolled back.
 
 The test starts and stops everything itself, each by process id: a PostgreSQL cluster in a temporary folder
-(Debian's ``postgresql`` package; as the ``postgres`` user when run as root), one webserver per environment and
-the code servers the deploys start. It is skipped, saying why, only when the PostgreSQL binaries are missing.
+(Debian's ``postgresql`` package; as the ``postgres`` user when run as root) that asks for a password on 127.0.0.1,
+one webserver per environment and the code servers the deploys start. stage and prod get the password only through
+an environment variable; after init, deploys and promotions no file under the environments root contains it, and the
+configuration files are private to their owner. It is skipped, saying why, only when the PostgreSQL binaries are
+missing.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -22,13 +26,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
 import pytest
+import sqlalchemy
 
 from dataops_assets.environments import UnknownEnvironmentError
 from dataops_ops.deploy import deploy as operations
 from dataops_ops.deploy.artifact import Manifest, build_artifact, verify_artifact
-from dataops_ops.deploy.environment_root import EnvironmentRoot
+from dataops_ops.deploy.environment_root import EnvironmentRoot, sqlalchemy_url
 from dataops_ops.deploy.errors import ArtifactError, DeployError, DeployFailedError, DeployLockedError
 from dataops_ops.deploy.services import served_python, start_webserver, stop_services
 from dataops_ops.deploy.webserver import Webserver
@@ -38,6 +44,14 @@ pytestmark = pytest.mark.e2e
 
 T = TypeVar("T")
 PROJECT = Path(__file__).resolve().parents[1]
+PASSWORD_VAR = "DATAOPS_E2E_PG_PASSWORD"
+CONFIG_FILES = (
+    "environment.json",
+    "workspace.yaml",
+    "audit.jsonl",
+    "dagster_home/dagster.yaml",
+    "releases/*/release.json",
+)
 BROKEN_CHECK = """
 
 # --- added by test_deploy_e2e: a blocking check that always fails, so the gate must fail ---
@@ -92,6 +106,7 @@ class Postgres:
     data_dir: Path
     bin_dir: Path
     as_user: list[str]
+    password: str
 
     def url(self, database: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -109,12 +124,20 @@ def postgres() -> Iterator[Postgres]:
         as_user = ["runuser", "-u", "postgres", "--"]
         shutil.chown(base, user="postgres")
     data_dir = base / "data"
-    server = Postgres(_free_port(), data_dir, bin_dir, as_user)
+    # URL-special characters: the password must survive Dagster's quoting into the connection URL.
+    server = Postgres(_free_port(), data_dir, bin_dir, as_user, password=f"e2e-{secrets.token_hex(8)}@:%")
+    password_file = base / "password"
+    password_file.write_text(server.password + "\n")
+    if as_user:
+        shutil.chown(password_file, user="postgres")
+    # The socket (createdb below) is trusted; TCP on 127.0.0.1, which the environments use, needs the password.
+    auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={password_file}"]
     subprocess.run(
-        [*as_user, str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        [*as_user, str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "postgres", *auth, "-E", "UTF8"],
         check=True,
         capture_output=True,
     )
+    password_file.unlink()
     options = f"-c listen_addresses=127.0.0.1 -c port={server.port} -c unix_socket_directories={base}"
     subprocess.run(
         [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", options, "-l", str(base / "log"), "-w", "start"],
@@ -129,7 +152,7 @@ def postgres() -> Iterator[Postgres]:
                     *as_user,
                     str(bin_dir / "createdb"),
                     "-h",
-                    "127.0.0.1",
+                    str(base),
                     "-p",
                     str(server.port),
                     "-U",
@@ -139,6 +162,10 @@ def postgres() -> Iterator[Postgres]:
                 check=True,
                 capture_output=True,
             )
+        without_password = sqlalchemy.create_engine(sqlalchemy_url(server.url("dataops_stage")))
+        with pytest.raises(sqlalchemy.exc.OperationalError, match="password"):  # the password is really asked for
+            without_password.connect().close()
+        without_password.dispose()
         yield server
     finally:
         # pg_ctl's fast shutdown is SIGINT to the postmaster; fall back to SIGKILL by its pid.
@@ -197,20 +224,41 @@ def environments(tmp_path_factory: pytest.TempPathFactory, postgres: Postgres) -
             webserver_port=_free_port(),
             code_server_port=_free_port(),
             postgres_url=None if env.name == "dev" else postgres.url(f"dataops_{env.name}"),
+            postgres_password_env=None if env.name == "dev" else PASSWORD_VAR,
             # stage's gate is the full year by default; one full month keeps the test within minutes
             gate_partitions=("2013-01",) if env.name != "prod" else None,
             gate_timeout_s=300,
         )
     pids: list[int] = []
-    try:
-        for env in envs:
-            pids.append(start_webserver(env))
-        yield root
-    finally:
-        for env in envs:
-            stop_services(env)
-        for pid in pids:
-            stop(pid)
+    with pytest.MonkeyPatch.context() as patch:  # the caller's environment, inherited by every service it starts
+        patch.setenv(PASSWORD_VAR, postgres.password)
+        try:
+            for env in envs:
+                pids.append(start_webserver(env))
+            yield root
+        finally:
+            for env in envs:
+                stop_services(env)
+            for pid in pids:
+                stop(pid)
+
+
+def _assert_secret_kept(root: Path, password: str) -> None:
+    """No file under the environments root holds the password, as is or URL-quoted; configuration is 0600."""
+    forms = {password, quote(password), quote(password, safe="")}
+    files = [path for path in root.rglob("*") if path.is_file() and not path.is_symlink()]
+    leaks = [str(path) for path in files if _holds_any(path.read_bytes(), forms)]
+    assert leaks == [], f"the password is written in {leaks}"
+    for name in ("dev", "stage", "prod"):
+        config_files = [path for pattern in CONFIG_FILES for path in (root / name).glob(pattern)]
+        assert len(config_files) >= len(CONFIG_FILES), config_files  # at least one release each
+        assert {str(path): oct(path.stat().st_mode & 0o777) for path in config_files} == dict.fromkeys(
+            map(str, config_files), "0o600"
+        )
+
+
+def _holds_any(data: bytes, forms: set[str]) -> bool:
+    return any(form.encode() in data for form in forms)
 
 
 def _served_release(root: Path, env_name: str) -> str:
@@ -236,7 +284,9 @@ def test_artifact_manifest_rejects_corruption(artifacts: Artifacts, tmp_path: Pa
         verify_artifact(artifacts.good2, artifacts.good.with_name("manifest.json"))
 
 
-def test_promotion_path_end_to_end(artifacts: Artifacts, environments: Path, tmp_path: Path) -> None:
+def test_promotion_path_end_to_end(
+    artifacts: Artifacts, environments: Path, postgres: Postgres, tmp_path: Path
+) -> None:
     root = environments
     dev, stage, prod = (EnvironmentRoot(root, name) for name in ("dev", "stage", "prod"))
     good = verify_artifact(artifacts.good)
@@ -333,3 +383,4 @@ def test_promotion_path_end_to_end(artifacts: Artifacts, environments: Path, tmp
     print("\n" + operations.format_status(list(rows.values())))
     print("timings (s):", timings)
     assert stage.audit_records()[-1]["status"] == "succeeded"
+    _assert_secret_kept(root, postgres.password)  # after init, deploys, a rollback and both promotions

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
+import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,7 +99,7 @@ def test_write_atomically_creates_folders_and_leaves_no_temp_file(tmp_path: Path
     target = tmp_path / "a" / "b" / "t.csv"
     landing.write_atomically(pd.DataFrame({"x": ["1", "NA"], "y": ["0515", ""]}), target)
     assert target.read_text() == "x,y\n1,0515\nNA,\n"  # text as given: NA stays NA, 0515 keeps its zero
-    assert [p.name for p in target.parent.iterdir()] == ["t.csv"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["t.csv", "t.csv.control.json"]
 
 
 def test_failed_write_keeps_the_previous_file_and_removes_the_temp_file(
@@ -135,7 +140,7 @@ def _source_read_once() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def dev_landed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, list[landing.LandedFile]]:
     settings = settings_for("dev", data_root=tmp_path_factory.mktemp("dev_root"))
-    return settings, landing.land(settings, months=("2013-01",))
+    return settings, landing.land(settings, months=("2013-01",)).files
 
 
 def test_land_writes_the_landing_layout(dev_landed: tuple[Settings, list[landing.LandedFile]]) -> None:
@@ -150,6 +155,16 @@ def test_land_writes_the_landing_layout(dev_landed: tuple[Settings, list[landing
     }
     on_disk = sorted(p.relative_to(settings.landing_dir).as_posix() for p in settings.landing_dir.rglob("*.csv"))
     assert on_disk == sorted(_relative(landed, settings.landing_dir))
+    for landed_file in landed:  # each file has its control record, whose totals are the file's own
+        record = json.loads(landing.control_file(landed_file.path).read_text())
+        data = landed_file.path.read_bytes()
+        assert record == {
+            "format": 1,
+            "file": landed_file.path.name,
+            "rows": landed_file.rows,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
     assert not [p for p in settings.landing_dir.rglob("*") if p.name.startswith(".")]  # no temp files left
 
 
@@ -215,7 +230,7 @@ def test_landing_is_repeatable(dev_landed: tuple[Settings, list[landing.LandedFi
 
 def test_stage_lands_the_whole_month(tmp_path: Path) -> None:
     settings = settings_for("stage", data_root=tmp_path)
-    landed = _relative(landing.land(settings, months=("2013-01",)), settings.landing_dir)
+    landed = _relative(landing.land(settings, months=("2013-01",)).files, settings.landing_dir)
     assert landed["flights/2013-01.csv"] == JANUARY_FLIGHTS
     assert landed["weather/2013-01.csv"] == JANUARY_WEATHER
     assert (tmp_path / "stage" / "landing" / "flights" / "2013-01.csv").is_file()
@@ -250,10 +265,9 @@ def test_read_landed_keeps_text_and_adds_source_file_and_line(tmp_path: Path) ->
         (f"{_HEADER}\n{_ROW}\n".encode() + b"LGA,caf\xe9\xff\n", "not UTF-8 text"),
         (f"{_HEADER.removesuffix(',visib,time_hour')},time_hour\n".encode(), "header lacks ['visib']"),
         (f"{_HEADER},extra\n".encode(), "has unexpected ['extra']"),
-        (f"{','.join(reversed(_COLUMNS))}\n".encode(), "columns are in another order"),
         (f'{_HEADER}\n"EWR,2013\n'.encode(), "not a well-formed CSV"),
     ],
-    ids=["zero-bytes", "header-only", "not-utf8", "missing-column", "extra-column", "reordered", "unclosed-quote"],
+    ids=["zero-bytes", "header-only", "not-utf8", "missing-column", "extra-column", "unclosed-quote"],
 )
 def test_unreadable_file_names_file_partition_and_problem(tmp_path: Path, content: bytes, problem: str) -> None:
     path = tmp_path / "weather" / "2013-01.csv"
@@ -295,3 +309,88 @@ def test_landing_paths(tmp_path: Path) -> None:
     assert landing.reference_file(tmp_path, "airlines") == tmp_path / "reference" / "airlines.csv"
     expected_months = tuple(f"2013-{m:02d}" for m in range(1, 13))
     assert expected_months == landing.MONTH_KEYS
+
+
+def test_reordered_columns_are_read_by_name_in_the_expected_order(tmp_path: Path) -> None:
+    path = tmp_path / "weather" / "2013-01.csv"
+    path.parent.mkdir()
+    reordered = list(reversed(_COLUMNS))
+    path.write_text(f"{','.join(reordered)}\n{','.join(reversed(_ROW.split(',')))}\n")
+    read = landing.read_landed_file(path, _COLUMNS, partition="2013-01")
+    assert read.reordered
+    assert read.columns_found == reordered
+    assert list(read.frame.columns) == [*_COLUMNS, "_source_file", "_source_line"]
+    assert read.frame[_COLUMNS].iloc[0].tolist() == _ROW.split(",")
+    in_order = tmp_path / "in_order.csv"
+    in_order.write_text(f"{_HEADER}\n{_ROW}\n")
+    assert not landing.read_landed_file(in_order, _COLUMNS).reordered
+
+
+def _zipped(data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("2013-01.csv", data)
+    return buffer.getvalue()
+
+
+_GOOD = f"{_HEADER}\n{_ROW}\n{_ROW}\n".encode()
+_TOO_MANY = f"{_ROW},x"
+# lines 3, 5, 6, 7, 8 and 10 are malformed (line 10 is short); line 4 and 9 are good
+_MALFORMED = "\n".join([_HEADER, _ROW, _TOO_MANY, _ROW, _ROW[:20], f"{_TOO_MANY},y", _TOO_MANY, _TOO_MANY, _ROW, "EWR"])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            gzip.compress(_GOOD),
+            "the file is gzip-compressed (it starts with bytes 1f 8b); it must be an uncompressed CSV: "
+            "extract it and land the CSV",
+        ),
+        (
+            _zipped(_GOOD),
+            "the file is a zip archive (it starts with bytes 50 4b 03 04); it must be an uncompressed CSV: "
+            "extract it and land the CSV",
+        ),
+        (
+            _GOOD + _ROW.replace("EWR", "E\x00WR").encode() + b"\n" + _ROW.replace("NA", "\x00").encode(),
+            "the file contains 2 NUL byte(s), the first on line 4; expected text without NUL bytes",
+        ),
+        (_GOOD.replace(b",", b";"), "the fields are separated by ';' (semicolon), not by commas; expected a CSV"),
+        (_GOOD.replace(b",", b"\t"), "the fields are separated by '\\t' (tab), not by commas; expected a CSV"),
+        # values holding commas make pandas fail before the header is compared: same message
+        (_GOOD.replace(b",", b"|") + b"a,b|c,d,e\n", "the fields are separated by '|' (pipe), not by commas"),
+        (
+            _GOOD.replace(b"year", b"Year", 1).replace(b"wind_gust", b"WIND_GUST", 1),
+            "the header differs from the expected only in case: 'Year' should be 'year', "
+            "'WIND_GUST' should be 'wind_gust'",
+        ),
+        (
+            _MALFORMED.encode(),
+            "not a well-formed CSV: 6 line(s) do not have the header's 15 fields (the first five: line 3 has 16, "
+            "line 5 has 6, line 6 has 17, line 7 has 16, line 8 has 16)",
+        ),
+        (
+            f'{_HEADER}\n{_ROW}\n"EWR,2013\n{_ROW}\n'.encode(),
+            "not a well-formed CSV: a quoted field is never closed in the record that starts on line 3",
+        ),
+        (_GOOD + b"LGA,caf\xe9\xff\n", f"not UTF-8 text (byte {len(_GOOD) + 7} on line 4: invalid continuation byte)"),
+        (_GOOD.decode().encode("utf-16"), "the file is UTF-16 text (byte-order mark ff fe); expected UTF-8"),
+    ],
+    ids=["gzip", "zip", "nul", "semicolon", "tab", "pipe", "case-only", "malformed", "unclosed", "latin1", "utf16"],
+)
+def test_each_file_problem_gets_one_plain_line(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "weather" / "2013-01.csv"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    with pytest.raises(LandingFileError) as error:
+        landing.read_landed(path, _COLUMNS, partition="2013-01")
+    assert str(error.value).startswith(f"{path} (partition 2013-01): {message}")
+    assert "\n" not in str(error.value)
+
+
+def test_the_good_corpus_file_reads(tmp_path: Path) -> None:
+    """The corpus above differs from this file only by its fault."""
+    path = tmp_path / "2013-01.csv"
+    path.write_bytes(_GOOD)
+    assert len(landing.read_landed(path, _COLUMNS, partition="2013-01")) == 2

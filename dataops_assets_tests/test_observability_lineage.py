@@ -183,7 +183,7 @@ def test_inputs_and_outputs_reproduce_the_asset_graph(pipeline: PipelineRun, emi
         assert (output["namespace"], output["name"]) == (NAMESPACE, event["job"]["name"])
         edges |= {(i["name"], output["name"]) for i in event["inputs"] if i["namespace"] == NAMESPACE}
     assert edges == _graph_edges(pipeline.asset_graph)
-    assert ("staging.flights", "core.flights") in edges and ("raw.flights", "quarantine.flights") in edges
+    assert ("staging.flights", "core.flights") in edges and ("raw.flights", "quarantine.quarantined_flights") in edges
     # the raw layer also names the landing file it read
     [raw_flights] = [e for e in completes if e["job"]["name"] == "raw.flights"]
     [source] = [i for i in raw_flights["inputs"] if i["namespace"] == "file"]
@@ -216,7 +216,13 @@ def test_each_asset_run_starts_completes_and_names_its_parent(
 def test_outputs_carry_schema_row_count_and_check_results(pipeline: PipelineRun, emitted: list[dict[str, Any]]) -> None:
     completes = {e["job"]["name"]: e for e in emitted if e["eventType"] == "COMPLETE"}
     with warehouse(pipeline.settings) as connection:
-        for name in ("raw.flights", "staging.flights", "quarantine.flights", "core.flights", "marts.route_monthly"):
+        for name in (
+            "raw.flights",
+            "staging.flights",
+            "quarantine.quarantined_flights",
+            "core.flights",
+            "marts.route_monthly",
+        ):
             [output] = completes[name]["outputs"]
             described = connection.execute(f"select column_name from (describe {name})").fetchall()
             fields = [f["name"] for f in output["facets"]["schema"]["fields"]]
@@ -230,8 +236,10 @@ def test_outputs_carry_schema_row_count_and_check_results(pipeline: PipelineRun,
     )
     staged = completes["staging.flights"]["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
     assert sorted((a["assertion"], a["success"], a["severity"]) for a in staged) == [
+        ("every_day_has_flights", True, "error"),
         ("gx_suite", True, "error"),
         ("quarantine_share", True, "error"),
+        ("volume_within_history", True, "error"),
     ]
     core = completes["core.flights"]["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"]
     evaluations = [
@@ -253,7 +261,7 @@ def test_a_failed_step_emits_fail_with_the_error_and_skipped_assets_emit_nothing
     error = raw[1]["run"]["facets"]["errorMessage"]
     assert "landed_file_readable" in error["message"] and error["programmingLanguage"] == "python"
     assert raw[1]["outputs"][0]["facets"]["dataQualityAssertions"]["assertions"][0]["success"] is False
-    assert _by_job(events, "staging.flights") == [] and _by_job(events, "quarantine.flights") == []
+    assert _by_job(events, "staging.flights") == [] and _by_job(events, "quarantine.quarantined_flights") == []
     assert [e["eventType"] for e in _by_job(events, result.dagster_run.job_name)] == ["START", "FAIL"]
 
 

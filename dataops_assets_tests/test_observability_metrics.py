@@ -100,7 +100,7 @@ def test_rows_of_each_materialization_from_its_metadata(
     month = {"partition": TINY_MONTH}
     assert samples[("dataops_asset_rows", labels(asset="raw/flights", **month))] == flights
     assert samples[("dataops_asset_rows", labels(asset="staging/flights", **month))] == flights - TINY_QUARANTINED
-    assert samples[("dataops_asset_rows", labels(asset="quarantine/flights", **month))] == TINY_QUARANTINED
+    assert samples[("dataops_asset_rows", labels(asset="quarantine/quarantined_flights", **month))] == TINY_QUARANTINED
     assert samples[("dataops_asset_rows", labels(asset="raw/airlines", partition=""))] == len(TINY_ROWS["airlines"])
     events = [*ran.good.get_asset_materialization_events(), *ran.bad.get_asset_materialization_events()]
     materialized = Counter(e.step_materialization_data.materialization.asset_key.to_user_string() for e in events)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -211,13 +212,20 @@ def test_the_two_jobs_split_the_assets_into_months_and_references(definitions: d
     monthly = job.asset_layer.selected_asset_keys
     assert monthly | references == asset_graph.get_all_asset_keys()
     assert not monthly & references
-    assert len(monthly) == 9 and len(references) == 6
+    assert len(monthly) == 10 and len(references) == 6
+    assert dg.AssetKey(["publish", "months"]) in monthly  # the months are published by the same run
     assert all(asset_graph.get(key).partitions_def == MONTHLY for key in monthly)
     assert all(asset_graph.get(key).partitions_def is None for key in references)
     assert job.partitions_def == MONTHLY
     # The job-scoped graph holds only what the job's selection picked (a job of core/flights alone has 3 checks).
-    assert job.asset_layer.asset_graph.asset_check_keys == asset_graph.asset_check_keys
-    assert len(asset_graph.asset_check_keys) > 0
+
+    def checks_on(keys: AbstractSet[dg.AssetKey]) -> set[dg.AssetCheckKey]:
+        return {check for check in asset_graph.asset_check_keys if check.asset_key in keys}
+
+    assert job.asset_layer.asset_graph.asset_check_keys == checks_on(monthly)
+    reference_job = defs.resolve_job_def(reference_tables.name)
+    assert reference_job.asset_layer.asset_graph.asset_check_keys == checks_on(references)  # the reference gates
+    assert checks_on(monthly) and checks_on(references)
     assert {d.name for d in defs.resolve_all_job_defs()} >= {"flights_pipeline"}
     assert defs.resolve_schedule_def("monthly_replay").job_name == "flights_pipeline"
     sensor = defs.resolve_sensor_def("landed_month_files")

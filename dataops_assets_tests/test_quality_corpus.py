@@ -19,6 +19,7 @@ from dataops_assets.definitions import build_definitions
 from dataops_assets.environments import Settings, settings_for
 from dataops_assets.landing import flights_file, land
 from dataops_assets.orchestration import flights_pipeline, reference_tables
+from dataops_assets_tests.fixtures.landing import ship_as_is
 from dataops_assets_tests.fixtures.pipeline import read_table
 
 pytestmark = pytest.mark.real_data
@@ -67,6 +68,7 @@ def corrupted_copy(published: Run, tmp_path: Path, corrupt: Callable[[Path], Non
     shutil.copytree(published.settings.env_dir, tmp_path / "dev")
     settings = published.settings.with_root(tmp_path)
     corrupt(flights_file(settings.landing_dir, MONTH))
+    ship_as_is(flights_file(settings.landing_dir, MONTH))  # a source shipping the bad rows, not a damaged transfer
     return settings
 
 
@@ -135,7 +137,7 @@ ROW_CASES = {
     "exact duplicate rows": (edit_rows(lambda f: pd.concat([f, f.head(5)], ignore_index=True)), "duplicate_row", 5),
     "rows of another month": (
         edit_rows(lambda f: f.assign(month=f["month"].mask(f.index < 10, "2"))),
-        "outside_partition",
+        "year_month_vs_partition",
         10,
     ),
 }
@@ -149,7 +151,7 @@ def test_bad_rows_are_quarantined_with_their_rule(published: Run, tmp_path: Path
     run = run_month(settings)
 
     assert run.result.success, [e.description for e in run.errors()]
-    quarantine = run.table("quarantine.flights")
+    quarantine = run.table("quarantine.quarantined_flights")
     assert quarantine["rule"].tolist() == [rule] * count
     assert set(quarantine["_run_id"]) == {run.result.run_id}
     staged, core = run.table("staging.flights"), run.table("core.flights")
@@ -166,7 +168,7 @@ def test_too_many_bad_rows_fail_the_quarantine_gate_and_keep_core(published: Run
     assert error.partition == MONTH
     assert error.metadata["rows_quarantined"].value == 100
     assert "above the 1.00% limit" in (error.description or "")
-    assert len(run.table("quarantine.flights")) == 100  # staging and quarantine hold the audit evidence
+    assert len(run.table("quarantine.quarantined_flights")) == 100  # staging and quarantine hold the audit evidence
     assert_published_unchanged(published, run)
 
 

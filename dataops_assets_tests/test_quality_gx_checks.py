@@ -1,4 +1,5 @@
-"""The GX checks in Dagster: one result per partition, ERROR blocks downstream, WARN does not; lazy GX import."""
+"""The GX checks in Dagster: one result per partition, ERROR blocks downstream, WARN does not; accepted exceptions
+pass with their counts; lazy GX import."""
 
 import json
 import os
@@ -19,7 +20,7 @@ from dataops_assets.definitions import build_definitions
 from dataops_assets.environments import Settings, settings_for
 from dataops_assets.partitions import MONTHLY
 from dataops_assets.quality.gx_checks import CHECK_NAME, gx_asset_checks
-from dataops_assets.quality.gx_suites import SUITES, SuiteSpec
+from dataops_assets.quality.gx_suites import SUITES, SuiteSpec, load_suite, without_quarantine_rules
 from dataops_assets.resources import build_resources
 from dataops_assets_tests.fixtures.gx_month import (
     FLIGHT_ROWS,
@@ -64,7 +65,8 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def test_warnings_are_reported_per_partition_and_do_not_block(settings: Settings) -> None:
-    rows = [*FLIGHT_ROWS[:3], with_dest(FLIGHT_ROWS[3], "BQN"), *FLIGHT_ROWS[4:]]
+    """HNL is missing from the fixture's airports and is no accepted exception: a new finding, a WARN."""
+    rows = [*FLIGHT_ROWS[:3], with_dest(FLIGHT_ROWS[3], "HNL"), *FLIGHT_ROWS[4:]]
     write_small_landing(settings.landing_dir, rows)
     result = run_month(settings)
 
@@ -72,25 +74,62 @@ def test_warnings_are_reported_per_partition_and_do_not_block(settings: Settings
     evaluations = gx_evaluations(result)
     assert set(evaluations) == {"/".join(spec.asset_key) for spec in SUITES}
     assert {e.partition for e in evaluations.values()} == {MONTH}
-    for key in ("staging/flights", "core/flights", "marts/route_monthly"):
+    for key in ("staging/flights", "marts/route_monthly"):  # core does not judge again what staging judged
         warned = evaluations[key]
         assert (warned.passed, warned.severity) == (False, dg.AssetCheckSeverity.WARN), warned.description
         assert warned.metadata["critical_failed"] == dg.MetadataValue.int(0)
         assert warned.metadata["warning_failed"] == dg.MetadataValue.int(1)
+        assert warned.metadata["expectations_accepted"] == dg.MetadataValue.int(0)
         assert warned.metadata["dest_in_airports.unexpected_count"] == dg.MetadataValue.int(1)
-        assert warned.metadata["dest_in_airports.offending_values"].value == [{"value": "BQN", "count": 1}]
-    for key in ("staging/weather", "marts/carrier_monthly"):
+        assert warned.metadata["dest_in_airports.accepted_count"] == dg.MetadataValue.int(0)
+        assert warned.metadata["dest_in_airports.offending_values"].value == [{"value": "HNL", "count": 1}]
+        assert "NEW: HNL (1) not among the values accepted by destinations_missing_from_airports" in (
+            warned.description or ""
+        )
+        table = warned.metadata["failed_expectations"]
+        assert isinstance(table, dg.MarkdownMetadataValue)
+        assert "| dest_in_airports | warning | dest | 1 | " in table.value
+    for key in ("staging/weather", "core/flights", "marts/carrier_monthly"):
         assert evaluations[key].passed, evaluations[key].description
     staged = evaluations["staging/flights"].metadata
     assert staged["rows_validated"] == dg.MetadataValue.int(8)
-    assert staged["expectations_evaluated"] == dg.MetadataValue.int(41)
+    evaluated_by_gx = without_quarantine_rules(load_suite(SUITES[0].path))["expectations"]  # the rest: in staging
+    assert staged["expectations_evaluated"] == dg.MetadataValue.int(len(evaluated_by_gx))
     assert staged["expectations_failed"] == dg.MetadataValue.int(1)
     assert isinstance(staged["success_percent"], dg.FloatMetadataValue)
     assert set(PUBLISHED) <= materialized(result)
 
 
+def test_known_gaps_pass_as_accepted_exceptions_and_are_counted(settings: Settings) -> None:
+    """Flights to BQN and SJU (missing from airports, accepted in expectations/accepted_exceptions.yaml) pass."""
+    rows = [*FLIGHT_ROWS[:3], with_dest(FLIGHT_ROWS[3], "BQN"), with_dest(FLIGHT_ROWS[4], "SJU"), *FLIGHT_ROWS[5:]]
+    write_small_landing(settings.landing_dir, rows)
+    result = run_month(settings)
+
+    assert result.success
+    evaluations = gx_evaluations(result)
+    for key, unexpected in (("staging/flights", 2), ("marts/route_monthly", 2)):
+        accepted = evaluations[key]
+        assert accepted.passed, accepted.description
+        metadata = accepted.metadata
+        assert metadata["status"] == dg.MetadataValue.text("passed")
+        assert metadata["expectations_failed"] == dg.MetadataValue.int(0)
+        assert metadata["warning_failed"] == dg.MetadataValue.int(0)
+        assert metadata["expectations_accepted"] == dg.MetadataValue.int(1)
+        assert metadata["dest_in_airports.unexpected_count"] == dg.MetadataValue.int(unexpected)
+        assert metadata["dest_in_airports.accepted_count"] == dg.MetadataValue.int(unexpected)
+        assert metadata["dest_in_airports.accepted_exception"] == dg.MetadataValue.text(
+            "destinations_missing_from_airports"
+        )
+        assert "1 failed only within accepted exceptions" in (accepted.description or "")
+        assert "accepted (destinations_missing_from_airports)" in metadata["failed_expectations"].value
+    # the planes exception is watched on staging and core: its count is a series even when nothing is unknown
+    assert evaluations["staging/flights"].metadata["tailnum_in_planes.accepted_count"] == dg.MetadataValue.int(0)
+    assert set(PUBLISHED) <= materialized(result)
+
+
 def test_a_critical_failure_is_an_error_that_skips_downstream(settings: Settings) -> None:
-    rows = [{**FLIGHT_ROWS[0], "origin": "BOS"}, *FLIGHT_ROWS[1:]]  # staging keeps it: no row rule on origin
+    rows = [{**FLIGHT_ROWS[0], "carrier": "WN"}, *FLIGHT_ROWS[1:]]  # staging keeps it: not in airlines is no row rule
     write_small_landing(settings.landing_dir, rows)
     result = run_month(settings)
 
@@ -99,9 +138,11 @@ def test_a_critical_failure_is_an_error_that_skips_downstream(settings: Settings
     failed = evaluations["staging/flights"]
     assert (failed.passed, failed.severity, failed.partition) == (False, dg.AssetCheckSeverity.ERROR, MONTH)
     assert failed.metadata["critical_failed"] == dg.MetadataValue.int(1)
-    assert failed.metadata["origin_is_nyc_airport.unexpected_count"] == dg.MetadataValue.int(1)
-    assert failed.metadata["origin_is_nyc_airport.offending_values"].value == [{"value": "BOS", "count": 1}]
-    assert "origin_is_nyc_airport [critical] on origin" in (failed.description or "")
+    assert failed.metadata["carrier_in_airlines.unexpected_count"] == dg.MetadataValue.int(1)
+    assert failed.metadata["carrier_in_airlines.offending_values"].value == [{"value": "WN", "count": 1}]
+    assert "carrier_in_airlines [critical] on carrier" in (failed.description or "")
+    table = failed.metadata["failed_expectations"].value
+    assert "| carrier_in_airlines | critical | carrier | 1 | 12.50 % | WN: 1 | ERROR |" in table
     assert evaluations["staging/weather"].passed
     assert not set(PUBLISHED) & materialized(result), "nothing may be published after a blocking failure"
     assert set(evaluations) == {"staging/flights", "staging/weather"}
@@ -129,11 +170,12 @@ def test_a_suite_that_cannot_run_is_a_failed_error_result(settings: Settings, tm
     evaluation = gx_evaluations(result)["staging/weather"]
     assert (evaluation.passed, evaluation.severity) == (False, dg.AssetCheckSeverity.ERROR)
     assert "is not valid JSON" in evaluation.metadata["error"].value
+    assert evaluation.metadata["failed_expectations"].value.startswith("**The suite could not run:**")
     assert "core/flights" not in materialized(result)
 
 
 def test_data_docs_render_the_latest_validations(settings: Settings) -> None:
-    write_small_landing(settings.landing_dir, [*FLIGHT_ROWS[:3], with_dest(FLIGHT_ROWS[3], "BQN"), *FLIGHT_ROWS[4:]])
+    write_small_landing(settings.landing_dir, [*FLIGHT_ROWS[:3], with_dest(FLIGHT_ROWS[3], "HNL"), *FLIGHT_ROWS[4:]])
     result = run_month(settings)
     evaluation = gx_evaluations(result)["staging/flights"]
     persisted = Path(evaluation.metadata["validation_result"].value)

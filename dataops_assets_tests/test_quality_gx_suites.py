@@ -19,6 +19,7 @@ from dataops_assets.quality.gx_suites import (
     SuiteFileError,
     SuiteSpec,
     load_suite,
+    quarantine_rules,
     suite_parameters,
     suite_problems,
     weather_row_band,
@@ -212,3 +213,82 @@ def test_weather_coverage_comes_from_the_thresholds() -> None:
     assert (default["weather_min_rows"], default["weather_max_rows"]) == (2120, 2235)
     relaxed = replace(thresholds, min_weather_coverage=0.0)
     assert suite_parameters(relaxed, "2013-01")["weather_min_rows"] == 0
+
+
+# --- quarantine-marked expectations ----------------------------------------------------------------------------
+
+TABLE_LEVEL = {"row_count_in_band", "mean_dep_delay_in_band", "cancellation_rate_in_band", "columns_match_schema"}
+IDENTIFIER_SHAPES = {
+    "staging.flights": {"carrier_shape", "flight_number_shape", "tailnum_shape", "origin_shape", "dest_shape"},
+    "staging.weather": {"origin_shape"},
+}
+
+
+def _quarantined_names(name: str) -> set[str]:
+    return {n for n, e in _by_name(name).items() if e["meta"].get("quarantine")}
+
+
+@pytest.mark.parametrize("name", sorted(IDENTIFIER_SHAPES))
+def test_identifier_columns_have_a_quarantine_marked_format_rule(name: str) -> None:
+    marked = _quarantined_names(name)
+    assert IDENTIFIER_SHAPES[name] <= marked
+    for shape in IDENTIFIER_SHAPES[name]:
+        regex = _by_name(name)[shape]["kwargs"]["regex"]
+        # $ would accept a trailing line break (re.search): the pattern must end at the end of the string.
+        assert regex.startswith("^") and regex.endswith("\\Z"), (shape, regex)
+
+
+def test_table_level_and_reference_expectations_stay_with_the_gx_check() -> None:
+    flights_marked = _quarantined_names("staging.flights")
+    assert not flights_marked & (TABLE_LEVEL | REFERENTIAL | {"carrier_in_airlines", "flight_id_unique"})
+    assert {"distance_plausible", "origin_is_nyc_airport"} <= flights_marked
+    weather_marked = _quarantined_names("staging.weather")
+    assert not weather_marked & {"row_count_in_band", "observation_id_unique", "temp_mostly_reported"}
+    assert {"origin_is_nyc_airport", "humid_is_percent"} <= weather_marked
+    assert not any(_quarantined_names(name) for name in ("core.flights", "marts.carrier_monthly"))
+
+
+def _marked_suite(**expectation: Any) -> dict[str, Any]:
+    meta = {"name": "rule", "quarantine": True}
+    return {"name": "s", "expectations": [{"severity": "critical", "meta": meta, **expectation}]}
+
+
+BETWEEN = "expect_column_values_to_be_between"
+
+
+@pytest.mark.parametrize(
+    ("suite", "message"),
+    [
+        (_marked_suite(type="expect_column_mean_to_be_between", kwargs={"column": "x", "min_value": 0}),
+         "does not judge single rows"),
+        (_marked_suite(type=BETWEEN, kwargs={"column": "x", "min_value": 0, "mostly": 0.9}), "has mostly"),
+        (_marked_suite(type=BETWEEN, kwargs={"column": "x", "min_value": 0, "row_condition": "x > 1"}),
+         "row_condition must be structured"),
+        (_marked_suite(type="expect_column_values_to_be_in_set", kwargs={"column": "x",
+                                                                          "value_set": {"$PARAMETER": "planes"}}),
+         "reference value set(s) ['planes']"),
+        ({"name": "s", "expectations": [{"type": BETWEEN, "kwargs": {"column": "x", "min_value": 0},
+                                         "severity": "critical", "meta": {"name": "r", "quarantine": "yes"}}]},
+         "meta.quarantine 'yes'"),
+    ],
+)  # fmt: skip
+def test_only_row_level_expectations_may_quarantine(suite: dict[str, Any], message: str) -> None:
+    problems = suite_problems(suite)
+    assert len(problems) == 1 and message in problems[0], problems
+
+
+def test_a_row_level_expectation_with_a_row_condition_may_quarantine() -> None:
+    condition = {"type": "comparison", "column": {"name": "c"}, "operator": "==", "parameter": False}
+    suite = _marked_suite(
+        type="expect_column_values_to_not_be_null", kwargs={"column": "x", "row_condition": condition}
+    )
+    assert suite_problems(suite) == []
+
+
+def test_quarantine_rules_fill_their_parameters_for_the_partition() -> None:
+    rules = quarantine_rules(SPECS["staging.flights"], settings_for("stage").thresholds, "2013-02")
+    window = {rule.name: rule.kwargs for rule in rules.expectations}["sched_dep_in_partition_month"]
+    assert (window["min_value"], window["max_value"]) == ("2013-02-01T00:00:00", "2013-02-28T23:59:59.999999")
+    assert rules.names == tuple(
+        sorted(_quarantined_names("staging.flights"), key=list(_by_name("staging.flights")).index)
+    )

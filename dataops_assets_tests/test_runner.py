@@ -4,6 +4,7 @@ the environment's run queue, launched by its daemon in their own processes, seve
 from __future__ import annotations
 
 import json
+import os
 from itertools import combinations
 from pathlib import Path
 
@@ -14,12 +15,15 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 from dataops_assets import environments
 from dataops_assets.definitions import build_definitions
 from dataops_assets.environments import current_settings
-from dataops_assets.orchestration import reference_tables
+from dataops_assets.landing import weather_file
+from dataops_assets.orchestration import landed_month_files, reference_tables
 from dataops_assets.partitions import PARTITION_TAG
+from dataops_assets.resources import LandingZone
 from dataops_assets_tests.fixtures.landing import MONTHS, write_landing
 from dataops_assets_tests.fixtures.pipeline import FIXTURE_BOUNDS
 from dataops_ops.instance import open_instance
 from dataops_ops.runner import PartitionOutcome, run_partitions
+from dataops_ops.sensor_state import sensor_cursor
 
 
 @pytest.fixture
@@ -62,7 +66,9 @@ def test_months_run_at_once_through_the_queue_after_the_reference_tables(
 
     # right away again: the stopped daemon's heartbeats must not pass for a live daemon (the run would wait forever)
     again = run_partitions(build_definitions(environment), environment, ["2013-01"])
-    assert [(o.partition, o.success) for o in again] == [("reference", True), ("2013-01", True)]
+    assert [(o.partition, o.success) for o in again] == [("reference", True), ("2013-01", True)], [
+        (o.errors, [f.description for f in o.findings]) for o in again
+    ]
 
 
 def test_a_month_that_cannot_load_its_file_is_reported_and_the_others_still_publish(
@@ -73,6 +79,30 @@ def test_a_month_that_cannot_load_its_file_is_reported_and_the_others_still_publ
     assert outcomes["2013-01"].success and outcomes["2013-03"].success
     assert not outcomes["2013-02"].success
     assert any("2013-02.csv" in finding.description for finding in outcomes["2013-02"].findings)
+
+
+def test_after_a_run_the_landing_sensor_requests_only_files_that_change(environment: environments.Settings) -> None:
+    outcomes = run_partitions(build_definitions(environment), environment, MONTHS)
+    assert all(outcome.success for outcome in outcomes), [o.errors for o in outcomes]
+
+    with open_instance(environment) as instance:
+        quiet = _sensor_tick(environment, instance, sensor_cursor(instance))
+        assert not quiet.run_requests, "the sensor would load again what dataops run loaded"
+
+        changed = weather_file(environment.landing_dir, "2013-02")
+        stamp = changed.stat().st_mtime_ns + 1_000_000_000
+        os.utime(changed, ns=(stamp, stamp))
+        touched = _sensor_tick(environment, instance, quiet.cursor)
+        assert [request.partition_key for request in touched.run_requests or ()] == ["2013-02"]
+
+
+def _sensor_tick(settings: environments.Settings, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        cursor=cursor, instance=instance, resources={"landing_zone": LandingZone(root=str(settings.landing_dir))}
+    )
+    result = landed_month_files(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
 
 
 def _overlap(a: dg.RunRecord, b: dg.RunRecord) -> bool:

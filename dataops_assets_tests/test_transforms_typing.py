@@ -187,7 +187,7 @@ def test_reject_outside_month_bounds_are_start_inclusive_end_exclusive() -> None
     rules = RowRules(pd.DataFrame(index=times.index))
     reject_outside_month(times, JAN, rules, "scheduled departure")
     assert rules.passed.tolist() == [True, True, False, False, False]
-    assert rules.rule.iloc[2:].tolist() == ["outside_partition", "outside_partition", "invalid_timestamp"]
+    assert rules.rule.iloc[2:].tolist() == ["year_month_vs_partition", "year_month_vs_partition", "invalid_timestamp"]
     assert rules.detail.iloc[2] == "scheduled departure 2013-02-01 00:00:00 is not in 2013-01"
     assert rules.detail.iloc[4] == "scheduled departure is not a valid date and time"
 

@@ -62,9 +62,9 @@ def test_local_hour_late_in_the_month_may_be_next_month_in_utc() -> None:
     assert row["observed_local"] == pd.Timestamp("2013-01-31 22:00")
 
 
-def test_observation_of_another_local_month_is_outside_partition() -> None:
+def test_observation_of_another_local_month_breaks_year_month_vs_partition() -> None:
     row = _one_quarantined(raw_weather(observation(month="2", time_hour="2013-02-01T06:00:00Z")))
-    assert row["rule"] == "outside_partition"
+    assert row["rule"] == "year_month_vs_partition"
     assert row["detail"] == "observation time 2013-02-01 01:00:00 is not in 2013-01"
 
 

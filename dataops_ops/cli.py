@@ -8,24 +8,31 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 import warnings
 from collections.abc import Sequence
+from contextlib import redirect_stderr
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dataops_assets.environments import ENVIRONMENT_NAMES, Settings, current_settings
 from dataops_ops.deploy import errors
+from dataops_ops.processes import Interrupted
 
 if TYPE_CHECKING:
-    from dataops_ops.runner import PartitionOutcome
+    from dataops_ops.console import Console
+    from dataops_ops.runner import PartitionOutcome, StopRequest
 
 _PIPELINE, _LAKE, _DEPLOY = "dataops_ops.cli", "dataops_ops.lake_cli", "dataops_ops.deploy.cli"
 _TABLE_HELP = "LAYER.TABLE, e.g. core.flights"
 _ROOT_HELP = "environments root (default: $DATAOPS_DEPLOY_ROOT, else var/environments)"
 _GATE_TIMEOUT_HELP = "seconds the gate may take this time (default: the environment's, set by `env init`)"
+LOG_FORMATS = ("human", "json")
+_LOG = logging.getLogger("dataops_ops.run")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,10 +54,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(error, 3)
     except errors.DeployFailedError as error:
         return _fail(error, 1)
+    except Interrupted as interrupt:  # a deploy stopped by SIGINT/SIGTERM, after it cleaned up
+        return _fail(interrupt, interrupt.exit_code)
     return result or 0
 
 
-def _fail(error: Exception, code: int) -> int:
+def _fail(error: BaseException, code: int) -> int:
     print(f"dataops: {error}", file=sys.stderr)
     return code
 
@@ -78,9 +87,15 @@ def _pipeline_commands(commands: Any) -> None:
     land.add_argument("--scale", type=int, default=1, help="land N deterministic copies of every flight")
     run = _command(commands, "run", _PIPELINE, "materialize every asset for the given partitions (default: all 12)")
     run.add_argument("partitions", nargs="*", metavar="YYYY-MM", help="months to run (default: all 12)")
+    run.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        help="log lines on stderr: human text, or one JSON object per line "
+        "(default: human on a terminal, json when the output is not one)",
+    )
     _command(commands, "summary", _LAKE, "rows and partitions per lake table")
     _command(commands, "docs", _PIPELINE, "render Great Expectations Data Docs of the latest validations")
-    ui = _command(commands, "ui", _PIPELINE, "the Dagster UI on 127.0.0.1 over workspace.yaml")
+    ui = _command(commands, "ui", _PIPELINE, "the Dagster UI on 127.0.0.1 (dg dev)")
     ui.add_argument("--port", type=int, default=3000)
     metrics = _command(
         commands,
@@ -123,7 +138,12 @@ def _deploy_commands(commands: Any) -> None:
     init = _on_environment(actions, "init", "write environment.json, dagster.yaml and workspace.yaml", "env_init")
     init.add_argument("--webserver-port", type=int)
     init.add_argument("--code-server-port", type=int)
-    init.add_argument("--postgres-url", help="instance storage for stage/prod, e.g. postgresql://user@127.0.0.1/db")
+    init.add_argument(
+        "--postgres-url", help="instance storage for stage/prod, without password: postgresql://user@127.0.0.1/db"
+    )
+    init.add_argument(
+        "--postgres-password-env", metavar="VARIABLE", help="environment variable holding the password (not stored)"
+    )
     init.add_argument("--gate-partitions", nargs="+", metavar="YYYY-MM", help="partitions the gate runs")
     init.add_argument("--gate-timeout", type=float, default=900.0, help="seconds the whole gate may take")
     init.add_argument("--dependency-base", help="Python whose site-packages provide the locked dependencies")
@@ -158,45 +178,128 @@ def _on_environment(commands: Any, name: str, help: str, function: str | None = 
 def land(settings: Settings, args: argparse.Namespace) -> int:
     from dataops_assets.landing import land
 
-    landed = land(settings, scale=args.scale)
-    print(f"landed {len(landed)} files, {sum(f.rows for f in landed):,} rows in {settings.landing_dir}")
+    landing = land(settings, scale=args.scale)
+    for stale in landing.stale_temp_files_removed:
+        print(f"removed {stale}, a temporary file left by an interrupted landing")
+    landed = landing.files
+    print(
+        f"landed {len(landed)} files, {sum(f.rows for f in landed):,} rows in {settings.landing_dir}, "
+        "each with its control record (<file>.control.json)"
+    )
     return 0
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from dataops_assets.definitions import build_definitions
+    """Exit codes: 0 all published, 1 a month failed (or the storage did), 130/143 stopped by SIGINT/SIGTERM."""
+    from dataops_assets.observability.logging import configure_cli_logging
     from dataops_assets.partitions import MONTH_KEYS
-    from dataops_ops.lake import summarize_lake
-    from dataops_ops.runner import run_partitions
+    from dataops_ops.console import Console, Progress
+    from dataops_ops.runner import stop_on_signals
 
     partitions = args.partitions or list(MONTH_KEYS)
     unknown = sorted(set(partitions) - set(MONTH_KEYS))
     if unknown:
         print(f"dataops: unknown partition(s) {', '.join(unknown)}; expected YYYY-MM in 2013", file=sys.stderr)
         return 2
-    print(
-        f"{settings.name}: reference tables, then {len(partitions)} month(s), up to "
-        f"{settings.max_concurrent_runs} at once",
-        flush=True,
-    )
-    outcomes = run_partitions(build_definitions(settings), settings, partitions, lambda o: _report(settings, o))
+    settings = replace(settings, json_logs=_json_logs(args.log_format))
+    console = Console(sys.stdout, sys.stderr, Progress(len(partitions)), live=sys.stdout.isatty())
+    # every line on stderr (notes, logs, warnings) goes through the console, which clears the progress line first
+    with stop_on_signals() as stop, console.running(), redirect_stderr(console.stderr):
+        configure_cli_logging(settings)
+        outcomes: list[PartitionOutcome] = []
+        failure: Exception | None = None
+        try:
+            _run_months(settings, partitions, stop, outcomes, console)
+        except Exception as error:
+            failure = error
+    if failure is not None:  # reported once the progress line is done
+        return _storage_failure(settings, failure, partitions, outcomes)
+    if stop.requested:
+        _report_published(partitions, outcomes, f"stopped by {stop.name}")
+        return 128 + (stop.signum or 0)
+    from dataops_ops.lake import summarize_lake
+
     print(summarize_lake(settings))
     return 0 if all(outcome.success for outcome in outcomes) else 1
 
 
-def _report(settings: Settings, outcome: PartitionOutcome) -> None:
-    status = "ok" if outcome.success else "FAILED"
+def _json_logs(log_format: str | None) -> bool:
+    """JSON log lines when asked, or by default when the output is not a terminal (a pipe, a file, a CI log)."""
+    return log_format == "json" or (log_format is None and not sys.stdout.isatty())
+
+
+def _run_months(
+    settings: Settings,
+    partitions: list[str],
+    stop: StopRequest,
+    outcomes: list[PartitionOutcome],
+    console: Console,
+) -> None:
+    from dataops_assets.definitions import build_definitions
+    from dataops_assets.orchestration import REFERENCE_CURSOR_KEY
+    from dataops_ops.runner import run_partitions
+
+    console.line(
+        f"{settings.name}: reference tables, then {len(partitions)} month(s), up to "
+        f"{settings.max_concurrent_runs} at once"
+    )
+
+    def heard(outcome: PartitionOutcome) -> None:
+        outcomes.append(outcome)
+        _report(settings, outcome, console)
+        if outcome.partition == REFERENCE_CURSOR_KEY:
+            console.months_started()
+        elif outcome.partition in partitions:
+            console.month_done()
+
+    def note(line: str) -> None:
+        if settings.json_logs:  # the JSON stream stays JSON
+            _LOG.warning(line)
+        else:
+            console.line(f"dataops: {line}", error=True)
+
+    run_partitions(build_definitions(settings), settings, partitions, heard, stop=stop, on_note=note)
+
+
+def _storage_failure(
+    settings: Settings, error: Exception, partitions: list[str], outcomes: list[PartitionOutcome]
+) -> int:
+    """A failure of the instance's or the lake's storage: one line naming the file and what to do; the traceback
+    goes to a log file. Anything else is a bug, and keeps its traceback."""
+    from dataops_ops.instance import log_traceback, storage_error
+
+    problem = storage_error(error, settings)
+    if problem is None:
+        raise error
+    log = log_traceback(error, settings)
+    _report_published(partitions, outcomes, "stopped by a storage failure")
+    where = f" (traceback in {log})" if log else ""
+    print(f"dataops: {problem}{where}", file=sys.stderr)
+    return 1
+
+
+def _report_published(partitions: list[str], outcomes: list[PartitionOutcome], why: str) -> None:
+    published = [o.partition for o in outcomes if o.success and o.partition in partitions]
+    missing = [month for month in partitions if month not in published]
+    print(f"{why}: published {', '.join(published) or 'no month'}; not published {', '.join(missing) or '-'}")
+    sys.stdout.flush()
+
+
+def _report(settings: Settings, outcome: PartitionOutcome, console: Console) -> None:
+    status = "ok" if outcome.success else "canceled" if outcome.status == "CANCELED" else "FAILED"
     passed = sum(check.passed for check in outcome.checks)
     checks = f"{passed}/{len(outcome.checks)} checks passed"
-    print(f"{settings.name} {outcome.partition} {status}: {checks}, run {outcome.run_id}")
-    for error in outcome.errors:
-        print(f"    error {error}")
+    lines = [f"{settings.name} {outcome.partition} {status}: {checks}, run {outcome.run_id}"]
+    lines += [f"    error {error}" for error in outcome.errors]
     for finding in outcome.findings:
         headline, *details = finding.description.splitlines() or [""]
-        print(f"    {finding.severity} {finding.asset} {finding.check}: {headline}")
-        for detail in details:
-            print(f"        {detail.strip()}")
-    sys.stdout.flush()
+        lines.append(f"    {finding.severity} {finding.asset} {finding.check}: {headline}")
+        lines += [f"        {detail.strip()}" for detail in details]
+    console.line("\n".join(lines))
+    if settings.json_logs:  # the same, as one record a log pipeline can index
+        level = logging.INFO if outcome.success else logging.ERROR
+        message = "; ".join([lines[0], *(line.strip() for line in lines[1:])])
+        _LOG.log(level, message, extra={"run_id": outcome.run_id, "partition": outcome.partition})
 
 
 def docs(settings: Settings, args: argparse.Namespace) -> int:
@@ -213,9 +316,20 @@ def ui(settings: Settings, args: argparse.Namespace) -> int:
     from dataops_ops.instance import prepare_dagster_home
 
     prepare_dagster_home(settings)
-    dagster = str(Path(sys.executable).with_name("dagster"))  # the one installed beside this interpreter
-    command = [dagster, "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", "workspace.yaml"]
-    os.execv(command[0], command)
+    command, env = ui_command(args.port)
+    os.execve(command[0], command, env)
+
+
+def ui_command(port: int) -> tuple[list[str], dict[str, str]]:
+    """``dg dev`` (the project of ``[tool.dg]`` in pyproject.toml) on 127.0.0.1, and the environment it needs."""
+    from dataops_ops import dagster_fixes
+
+    dg = str(Path(sys.executable).with_name("dg"))  # the one installed beside this interpreter
+    site = str(Path(dagster_fixes.__file__).with_name("webserver_site"))  # the partition-paging fix, in every process
+    python_path = os.pathsep.join(p for p in (site, os.environ.get("PYTHONPATH", "")) if p)
+    # dg compares the active venv with the project's: it is this interpreter's
+    env = {**os.environ, "PYTHONPATH": python_path, "VIRTUAL_ENV": str(Path(sys.executable).parent.parent)}
+    return [dg, "dev", "-h", "127.0.0.1", "-p", str(port)], env
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Great Expectations Data Docs (static HTML) of the latest validation of every suite and partition.
 
 The checks keep each validation result as ``<env>/validations/<suite>/<partition>.json``; ``build_data_docs_report``
-renders them, with a page per suite, into ``settings.data_docs_dir`` (under ``var/``, git-ignored).
+renders them, with a page per suite (its table's column descriptions from ``dataops_assets.catalog`` as notes),
+into ``settings.data_docs_dir`` (under ``var/``, git-ignored).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dataops_assets.catalog import column_descriptions
 from dataops_assets.environments import Settings
 from dataops_assets.quality.gx_suites import SUITES, load_suite
 from dataops_assets.resources import GreatExpectationsResource
@@ -25,6 +27,12 @@ class DocsBuild:
     index: Path
     validations: int
     skipped: tuple[str, ...]  # result files that could not be read, with the reason
+
+
+def column_notes(layer: str, table: str) -> str:
+    """The table's columns and their descriptions (the catalog's, as the Dagster UI shows them), as markdown."""
+    rows = [f"| `{column}` | {text} |" for column, text in column_descriptions(layer, table).items()]
+    return "\n".join([f"**Columns of {layer}.{table}**", "", "| column | description |", "|---|---|", *rows])
 
 
 def build_data_docs_report(settings: Settings) -> DocsBuild:
@@ -59,7 +67,9 @@ def build_data_docs_report(settings: Settings) -> DocsBuild:
     )
     for spec in SUITES:
         try:
-            context.suites.add(gx.ExpectationSuite(**load_suite(spec.path)))
+            suite = gx.ExpectationSuite(**load_suite(spec.path))
+            suite.notes = column_notes(*spec.asset_key)
+            context.suites.add(suite)
         except Exception:  # a broken suite file loses its page; the validation pages still render
             continue
     store = context.validation_results_store

@@ -1,7 +1,12 @@
-"""The lake from the tooling's side: SQL over its last committed versions, each table's versions, and integrity.
+"""The lake from the tooling's side: SQL over what is published, each table's versions, and integrity.
 
-Every table is read through deltalake's Arrow dataset of its last committed version (the DuckDB ``delta``
-extension would need a download). A Delta reader takes no lock, so readers never block writers or each other.
+Every table is read through deltalake's Arrow datasets (the DuckDB ``delta`` extension would need a download). Raw,
+staging and quarantine show their last committed version. Core and the marts show, month by month, the version
+their publish record (``publish.months``) names, so a month's core and marts always come from one run: that is the
+last version's data of the month unless a later, unpublished write replaced it (a run stopped between core and the
+marts, or failing a blocking check), in which case the month is read at the published version (time travel).
+Months without a publish record are not shown there. A Delta reader takes no lock, so readers never block writers
+or each other.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
@@ -25,8 +31,9 @@ from dataops_assets.environments import Settings
 from dataops_assets.partitions import MONTH_KEYS
 from dataops_assets.storage import PARTITION_COLUMN
 
-LAYERS = ("raw", "staging", "quarantine", "core", "marts")
+LAYERS = ("raw", "staging", "quarantine", "core", "marts", "publish")
 PUBLISHED_LAYERS = ("core", "marts")
+PUBLISH_RECORD = "publish.months"
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _NAME = re.compile(rf"^({'|'.join(LAYERS)})\.([a-z_][a-z0-9_]*)$")
 
@@ -67,12 +74,30 @@ def open_table(settings: Settings, name: str) -> DeltaTable:
 
 
 def connect_lake(settings: Settings, tables: list[str] | None = None) -> duckdb.DuckDBPyConnection:
-    """DuckDB in memory with a view ``layer.table`` over the last committed version of every table (or of
-    ``tables``)."""
+    """DuckDB in memory with a view ``layer.table`` over every table (or ``tables``): the published months of core
+    and the marts, the last committed version of the others."""
+    return _connect(settings, lake_tables(settings) if tables is None else tables)[0]
+
+
+def _connect(
+    settings: Settings, names: list[str], unreadable: dict[str, str] | None = None
+) -> tuple[duckdb.DuckDBPyConnection, dict[str, PublishedState]]:
+    """The connection, and the published state of each core and mart table it shows. With ``unreadable``, a table
+    that cannot be shown gets no view and its reason there, instead of failing the whole connection."""
+    record = publications(settings) if any(_is_published(name) for name in names) else {}
+    states = {name: published_state(settings, name, record.get(name, {})) for name in names if _is_published(name)}
     connection = duckdb.connect()
-    for name in lake_tables(settings) if tables is None else tables:
+    for name in names:
         layer, table = name.split(".")
-        connection.register(f"_{layer}__{table}", open_table(settings, name).to_pyarrow_dataset())
+        try:
+            dataset = states[name].dataset() if name in states else open_table(settings, name).to_pyarrow_dataset()
+        except LakeError as error:
+            if unreadable is None:
+                connection.close()
+                raise
+            unreadable[name] = str(error)
+            continue
+        connection.register(f"_{layer}__{table}", dataset)
         connection.execute(
             f"create schema if not exists {layer}; create view {name} as select * from _{layer}__{table}"
         )
@@ -80,7 +105,95 @@ def connect_lake(settings: Settings, tables: list[str] | None = None) -> duckdb.
     connection.execute(
         "set enable_progress_bar = false; set enable_external_access = false; set lock_configuration = true"
     )
-    return connection
+    return connection, states
+
+
+def _is_published(name: str) -> bool:
+    return name.split(".", maxsplit=1)[0] in PUBLISHED_LAYERS
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One month of one table as its publish record names it."""
+
+    table: str
+    month: str
+    version: int
+    run_id: str
+
+
+def publications(settings: Settings) -> dict[str, dict[str, Publication]]:
+    """``layer.table`` → month → its publication, from the last version of the publish record; empty before the
+    first month is published."""
+    uri = table_uri(settings, PUBLISH_RECORD)
+    if not DeltaTable.is_deltatable(uri):
+        return {}
+    columns = [PARTITION_COLUMN, "table_name", "delta_version", "run_id"]
+    record: dict[str, dict[str, Publication]] = defaultdict(dict)
+    for row in DeltaTable(uri).to_pyarrow_table(columns=columns).to_pylist():
+        month = f"{row[PARTITION_COLUMN]:%Y-%m}"
+        record[row["table_name"]][month] = Publication(row["table_name"], month, row["delta_version"], row["run_id"])
+    return dict(record)
+
+
+@dataclass(frozen=True)
+class PublishedState:
+    """Which version of each month of a published table consumers see, and what the last version holds besides."""
+
+    table: DeltaTable
+    name: str
+    current: list[str]  # published months whose last write is the published one: read from the last version
+    replaced: list[Publication]  # published months an unpublished write replaced since: read at their version
+    unpublished: list[str]  # months with data in the last version and no publication
+
+    def dataset(self) -> pads.Dataset:
+        """One Arrow dataset over the published months, each at the version its record names."""
+        schema = pa.schema(self.table.schema().to_arrow())
+        parts = [self.table.to_pyarrow_dataset(file_pruning_predicate=[_in_months(self.current)])]
+        parts += [_month_at_version(self.table, self.name, publication, schema) for publication in self.replaced]
+        return parts[0] if len(parts) == 1 else pads.dataset(parts)
+
+
+def published_state(settings: Settings, name: str, published: dict[str, Publication]) -> PublishedState:
+    """The state of ``name`` against its publications (month → publication)."""
+    table = open_table(settings, name)
+    last_writes = _last_writes_since(table, min((p.version for p in published.values()), default=table.version()))
+    current = sorted(month for month, p in published.items() if last_writes.get(month, p.version) <= p.version)
+    replaced = [p for month, p in sorted(published.items()) if last_writes.get(month, p.version) > p.version]
+    in_lake = {key for key in partition_files(table) if key is not None}
+    return PublishedState(table, name, current, replaced, sorted(in_lake - set(published)))
+
+
+def _last_writes_since(table: DeltaTable, since: int) -> dict[str, int]:
+    """Month → the newest version after ``since`` whose commit wrote that month (its commit metadata say so)."""
+    last: dict[str, int] = {}
+    for commit in table.history(table.version() - since) if table.version() > since else []:
+        month, version = commit.get("partition"), int(commit["version"])
+        if month and version > since:
+            last[month] = max(version, last.get(month, version))
+    return last
+
+
+def _in_months(months: list[str]) -> tuple[str, str, list[str]]:
+    return (PARTITION_COLUMN, "in", [f"{month}-01" for month in months])
+
+
+def _month_at_version(table: DeltaTable, name: str, publication: Publication, schema: pa.Schema) -> pads.Dataset:
+    """The month as the published version holds it; one clear error when maintenance has vacuumed that version."""
+    month, version = publication.month, publication.version
+    gone = LakeError(
+        f"{name} {month}: the published version {version} is no longer readable (lake maintenance vacuumed it) and "
+        f"a later unpublished write replaced the month; re-run the month to publish it again: dataops run {month}"
+    )
+    try:
+        old = DeltaTable(table.table_uri, version=version)
+        dataset = old.to_pyarrow_dataset(file_pruning_predicate=[_in_months([month])], schema=schema)
+    except (DeltaError, OSError) as error:
+        raise gone from error
+    paths = [fragment.path for fragment in dataset.get_fragments()]
+    if any(info.type == pafs.FileType.NotFound for info in dataset.filesystem.get_file_info(paths)):
+        raise gone
+    return dataset
 
 
 def read_only_query(connection: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation:
@@ -96,16 +209,36 @@ def read_only_query(connection: duckdb.DuckDBPyConnection, sql: str) -> duckdb.D
 
 
 def summarize_lake(settings: Settings) -> str:
-    """A line per table: its rows, and the months with rows when it is partitioned, in its last committed version."""
+    """A line per table: its rows, and the months with rows when it is partitioned, as the views show them (core
+    and the marts: the published months); under a core or mart table, what its last version holds besides."""
     tables = lake_tables(settings)
-    lines = [f"{'table':<26}{'rows':>12}  partitions"]
-    with connect_lake(settings, tables) as connection:
+    lines = [f"{'table':<34}{'rows':>12}  partitions"]
+    unreadable: dict[str, str] = {}
+    connection, states = _connect(settings, tables, unreadable)
+    with connection:
         for name in tables:
+            if name in unreadable:
+                lines.append(f"{name.replace('.', '/'):<34}{'?':>12}  ?\n    not readable: {unreadable[name]}")
+                continue
             partitioned = PARTITION_COLUMN in connection.sql(f"from {name}").columns
             months = f"count(distinct {PARTITION_COLUMN})" if partitioned else "'-'"
             rows, partitions = connection.execute(f"select count(*), {months} from {name}").fetchone()  # type: ignore[misc]
-            lines.append(f"{name.replace('.', '/'):<26}{rows:>12,}  {partitions}")
+            lines.append(f"{name.replace('.', '/'):<34}{rows:>12,}  {partitions}")
+            lines += _unpublished_lines(states[name]) if name in states else []
     return "\n".join(lines)
+
+
+def _unpublished_lines(state: PublishedState) -> list[str]:
+    """The months of the last version that consumers do not see as they are there."""
+    lines = []
+    if state.unpublished:
+        lines.append(f"    not shown, never published: {', '.join(state.unpublished)}")
+    for publication in state.replaced:
+        lines.append(
+            f"    {publication.month} shown as published (version {publication.version}, run {publication.run_id}); "
+            "a later write of the month is not published"
+        )
+    return lines
 
 
 @dataclass(frozen=True)
@@ -202,9 +335,15 @@ class Verification:
 
 
 def verify_lake(settings: Settings, instance: dg.DagsterInstance) -> Verification:
-    """Read every data file of core and the marts; compare each month's rows with its last materialization."""
+    """Read every data file of core and the marts; compare each month's rows with its last materialization; check
+    that every published month can be read at its published version."""
     result = Verification()
+    record = publications(settings)
     for name in (name for name in lake_tables(settings) if name.split(".")[0] in PUBLISHED_LAYERS):
+        try:
+            published_state(settings, name, record.get(name, {})).dataset()
+        except LakeError as error:
+            result.problems.append(str(error))
         table = open_table(settings, name)
         lake_rows = _read_all_files(name, table, result)
         partitioned = bool(table.metadata().partition_columns)

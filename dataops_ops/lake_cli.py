@@ -13,17 +13,21 @@ from dataops_ops.instance import open_instance
 
 
 def summary(settings: Settings, args: argparse.Namespace) -> int:
-    print(lake.summarize_lake(settings))
+    try:
+        print(lake.summarize_lake(settings))
+    except lake.LakeError as error:  # e.g. a published version vacuumed: the message names the month to re-run
+        print(f"dataops summary: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
 def sql(settings: Settings, args: argparse.Namespace) -> int:
-    with lake.connect_lake(settings) as connection:
-        try:
+    try:
+        with lake.connect_lake(settings) as connection:
             lake.read_only_query(connection, args.query).show(max_rows=args.max_rows, max_width=10_000)
-        except (lake.LakeError, duckdb.Error) as error:
-            print(f"dataops sql: {error}", file=sys.stderr)
-            return 2
+    except (lake.LakeError, duckdb.Error) as error:
+        print(f"dataops sql: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

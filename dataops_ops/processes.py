@@ -1,5 +1,6 @@
 """Commands run to completion, and services started detached (own session, log file, pid file) and stopped by
-process id: SIGTERM to the service's process group, then SIGKILL after a grace period."""
+process id: SIGTERM to the service's process group, then SIGKILL after a grace period; SIGINT and SIGTERM of a
+command turned into an exception (``interrupt_on_signals``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from types import FrameType
 
 import psutil
 
@@ -95,3 +97,38 @@ def wait_for_port(port: int, timeout_s: float, pid: int, what: str) -> None:
         if time.monotonic() > deadline:
             raise ServiceError(f"{what} did not listen on 127.0.0.1:{port} within {timeout_s:.0f}s")
         time.sleep(0.2)
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM, raised where the command was (a BaseException, so no ``except Exception`` swallows it);
+    the exit code is 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+        super().__init__(f"stopped by {self.name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextlib.contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """While the block runs, the first SIGINT or SIGTERM raises ``Interrupted``; later ones are ignored, so the
+    cleanup it starts (terminating runs, restoring a release) is not cut short."""
+    received: list[int] = []
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        if received:
+            os.write(2, f"dataops: {signal.Signals(signum).name} again: still cleaning up\n".encode())
+            return
+        received.append(signum)
+        raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -29,7 +29,9 @@ def _raw_asset(name: str, description: str, partitioned: bool) -> Callable[[Call
         asset=[LAYER, name],
         blocking=True,
         partitions_def=MONTHLY,
-        description="The month's landing file exists and is a UTF-8 CSV with exactly the expected header.",
+        description="The month's landing file exists, matches its control record (rows, bytes, SHA-256) and is an "
+        "uncompressed UTF-8 CSV with the expected columns (in any order) and at least one row; a file without a "
+        "control record is published with a warning that it could not be verified.",
     )
     return dg.asset(
         key=[LAYER, name],
@@ -59,26 +61,62 @@ def _read_month(context: dg.AssetExecutionContext, path: Path, columns: list[str
     stopwatch = Stopwatch()
     source = {"source_file": dg.MetadataValue.path(str(path)), "partition": context.partition_key}
     try:
-        frame = landing.read_landed(path, columns, partition=context.partition_key)
+        landed = landing.read_landed_file(path, columns, partition=context.partition_key)
     except (landing.LandingFileError, landing.LandingFileMissingError) as error:
         context.log.error(str(error))
         yield dg.AssetCheckResult(check_name=FILE_CHECK, passed=False, description=str(error), metadata=source)
         return
+    frame = landed.frame
     frame.insert(0, "_partition_month", month_start(context))
     yield dg.Output(frame, metadata=stopwatch.metadata(len(frame), len(frame), **source))
-    yield dg.AssetCheckResult(check_name=FILE_CHECK, passed=True, metadata={**source, "rows": len(frame)})
+    yield _file_check(context, landed, path, source=source)
+
+
+def _file_check(
+    context: dg.AssetExecutionContext, landed: landing.LandedRead, path: Path, source: dict[str, Any]
+) -> dg.AssetCheckResult:
+    """Passed when the file matched its control record; WARN (never blocking) when it had none to match."""
+    metadata = {**source, "rows": len(landed.frame), **_file_metadata(landed)}
+    if landed.control is None:
+        warning = _unverified(f"{path} (partition {context.partition_key})", path)
+        context.log.warning(warning)
+        return dg.AssetCheckResult(
+            check_name=FILE_CHECK,
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=warning,
+            metadata=metadata,
+        )
+    return dg.AssetCheckResult(check_name=FILE_CHECK, passed=True, metadata=metadata)
+
+
+def _file_metadata(landed: landing.LandedRead) -> dict[str, Any]:
+    control = "verified" if landed.control is not None else "missing: not verified"
+    return {
+        "control_record": control,
+        "columns_in_file": ", ".join(landed.columns_found),
+        "columns_reordered": landed.reordered,
+    }
+
+
+def _unverified(where: str, path: Path) -> str:
+    record = landing.control_file(path).name
+    return f"{where}: no control record {record}; the file was read and published without verifying it is complete"
 
 
 def _reference_asset(table: str) -> dg.AssetsDefinition:
     columns = list(REFERENCE_SPECS[table].source_columns)
 
     @_raw_asset(table, f"The {table} reference table as landed in reference/{table}.csv, as text.", False)
-    def _raw_reference(landing_zone: LandingZone) -> dg.Output[pd.DataFrame]:
+    def _raw_reference(context: dg.AssetExecutionContext, landing_zone: LandingZone) -> dg.Output[pd.DataFrame]:
         stopwatch = Stopwatch()
         path = landing_zone.reference_file(table)
-        frame = landing.read_landed(path, columns)
-        source_file = dg.MetadataValue.path(str(path))
-        return dg.Output(frame, metadata=stopwatch.metadata(len(frame), len(frame), source_file=source_file))
+        landed = landing.read_landed_file(path, columns)  # a mismatch with its control record raises: nothing written
+        if landed.control is None:
+            context.log.warning(_unverified(str(path), path))
+        frame = landed.frame
+        metadata = {"source_file": dg.MetadataValue.path(str(path)), **_file_metadata(landed)}
+        return dg.Output(frame, metadata=stopwatch.metadata(len(frame), len(frame), **metadata))
 
     return _raw_reference
 

@@ -5,16 +5,19 @@
 thresholds (``ThresholdsResource``) and Great Expectations (``GreatExpectationsResource``), and returns one
 ``AssetCheckResult`` per partition:
 
-- passed when every expectation passed;
-- failed with severity WARN when only ``warning`` expectations failed (never blocks);
+- passed when every expectation passed, or failed only within its accepted exception (``accepted.py``: the
+  known gaps of the data, declared in ``expectations/accepted_exceptions.yaml``);
+- failed with severity WARN when only ``warning`` expectations failed otherwise (never blocks);
 - failed with severity ERROR when a ``critical`` expectation failed, or when the suite could not run at all
   (unreadable file, missing parameter, GX error): the check is blocking, so downstream assets of the same run
   are skipped.
 
-Metadata are flat and numeric where they can be, so the Dagster UI plots them over partitions and runs.
+Metadata are flat and numeric where they can be, so the Dagster UI plots them over partitions and runs; beside
+them, ``failed_expectations`` is a markdown table of the failed expectations, for a person.
 Great Expectations itself is imported only when a check runs (see ``GreatExpectationsResource``).
 """
 
+import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,21 +26,35 @@ import dagster as dg
 import pandas as pd
 
 from dataops_assets.partitions import MONTHLY
-from dataops_assets.quality.gx_suites import SUITES, SuiteFileError, SuiteSpec, load_suite
+from dataops_assets.quality.accepted import (
+    NO_EXCEPTIONS,
+    AcceptedException,
+    AcceptedExceptions,
+    Review,
+    load_accepted_exceptions,
+    review,
+)
+from dataops_assets.quality.gx_suites import SUITES, SuiteFileError, SuiteSpec, load_suite, without_quarantine_rules
 from dataops_assets.quality.gx_validation import ExpectationOutcome, ValidationOutcome, run_suite
 from dataops_assets.resources import GreatExpectationsResource, ThresholdsResource
 
 CHECK_NAME = "gx_suite"
 REFERENCE_LAYER = "staging"
 _DESCRIPTION_LINES = 12
+_TABLE_SAMPLE_VALUES = 5
+_TABLE_CELL_LIMIT = 120
 
 
-def gx_asset_checks(suites: Sequence[SuiteSpec] = SUITES) -> list[dg.AssetChecksDefinition]:
-    """One blocking GX check per suite."""
-    return [gx_asset_check(spec) for spec in suites]
+def gx_asset_checks(
+    suites: Sequence[SuiteSpec] = SUITES, accepted: AcceptedExceptions | None = None
+) -> list[dg.AssetChecksDefinition]:
+    """One blocking GX check per suite; ``accepted`` defaults to the reviewed file beside the suites, read (and
+    validated, raising ``AcceptedExceptionsError``) here, when the definitions load."""
+    exceptions = load_accepted_exceptions() if accepted is None else accepted
+    return [gx_asset_check(spec, exceptions) for spec in suites]
 
 
-def gx_asset_check(spec: SuiteSpec) -> dg.AssetChecksDefinition:
+def gx_asset_check(spec: SuiteSpec, accepted: AcceptedExceptions = NO_EXCEPTIONS) -> dg.AssetChecksDefinition:
     """A blocking check of ``spec.asset_key`` per monthly partition, running the suite in ``spec.path``.
 
     A multi-asset check of one spec, because ``@asset_check`` wants a parameter per reference table while the
@@ -55,7 +72,7 @@ def gx_asset_check(spec: SuiteSpec) -> dg.AssetChecksDefinition:
                 additional_deps=list(reference_keys.values()),
                 blocking=True,
                 partitions_def=MONTHLY,
-                description=_check_description(spec),
+                description=_check_description(spec, accepted.for_suite(spec.name)),
                 metadata={"suite_file": dg.MetadataValue.path(str(spec.path))},
             )
         ],
@@ -78,7 +95,7 @@ def gx_asset_check(spec: SuiteSpec) -> dg.AssetChecksDefinition:
                 references=references,
                 extra_meta={"dagster_run_id": context.run.run_id},
             )
-            result = check_result(outcome, great_expectations.data_docs_index)
+            result = check_result(outcome, great_expectations.data_docs_index, accepted)
         except Exception as error:  # a bug of the bridge itself: still a failed result, never a missing one
             context.log.exception("the GX bridge failed")
             reason = f"the GX bridge failed: {type(error).__name__}: {error}"
@@ -89,49 +106,71 @@ def gx_asset_check(spec: SuiteSpec) -> dg.AssetChecksDefinition:
                 metadata={"suite": dg.MetadataValue.text(spec.name), "error": dg.MetadataValue.text(reason)},
                 description=f"{where}: ERROR, {reason}",
             )
-        log = context.log.info if outcome.status in ("passed", "warning") else context.log.error
+        log = context.log.info if result.passed or result.severity == dg.AssetCheckSeverity.WARN else context.log.error
         log(result.description or "")
         return result
 
     return _check
 
 
-def _check_description(spec: SuiteSpec) -> str:
+def _check_description(spec: SuiteSpec, exceptions: dict[str, AcceptedException]) -> str:
     try:
         suite = load_suite(spec.path)
     except SuiteFileError as error:
         return f"Great Expectations suite {spec.name}: {error}"
-    severities = [e["severity"] for e in suite["expectations"]]
-    return (
+    evaluated = without_quarantine_rules(suite)["expectations"]
+    severities = [e["severity"] for e in evaluated]
+    text = (
         f"Great Expectations suite {spec.name} ({len(severities)} expectations: {severities.count('critical')} "
         f"critical, {severities.count('warning')} warning). A critical failure is an ERROR and blocks downstream "
         "assets; warning-only failures are a WARN. Suite: dataops_assets/expectations/" + spec.path.name
     )
+    enforced = len(suite["expectations"]) - len(evaluated)
+    if enforced:
+        text += (
+            f". Its {enforced} row-level expectations marked quarantine are enforced in the staging step instead: "
+            "offending rows go to quarantine (see quarantine_share)"
+        )
+    if exceptions:
+        accepted = "; ".join(f"{name}: {entry.accepts} ({entry.id})" for name, entry in sorted(exceptions.items()))
+        text += f". Accepted exceptions (expectations/accepted_exceptions.yaml) pass: {accepted}."
+    return text
 
 
-def check_result(outcome: ValidationOutcome, data_docs_index: Path) -> dg.AssetCheckResult:
-    """The Dagster result of a validation: passed, WARN (warnings only) or ERROR (critical, or could not run)."""
-    status = outcome.status
+def check_result(
+    outcome: ValidationOutcome,
+    data_docs_index: Path,
+    accepted: AcceptedExceptions = NO_EXCEPTIONS,
+    today: dt.date | None = None,
+) -> dg.AssetCheckResult:
+    """The Dagster result of a validation: passed (nothing failed outside accepted exceptions), WARN (warnings
+    only) or ERROR (critical, or could not run)."""
+    reviewed = review(outcome, accepted, today)
+    status = reviewed.status
     return dg.AssetCheckResult(
         passed=status == "passed",
         severity=dg.AssetCheckSeverity.WARN if status == "warning" else dg.AssetCheckSeverity.ERROR,
-        metadata=result_metadata(outcome, data_docs_index),
-        description=describe(outcome),
+        metadata=result_metadata(reviewed, data_docs_index),
+        description=describe_review(reviewed),
     )
 
 
-def result_metadata(outcome: ValidationOutcome, data_docs_index: Path) -> dict[str, Any]:
-    """Flat metadata: counts as ints, shares as floats, and per failed expectation what a person can act on."""
+def result_metadata(reviewed: Review, data_docs_index: Path) -> dict[str, Any]:
+    """Flat metadata: counts as ints, shares as floats, and per failed expectation what a person can act on; the
+    failed expectations once more as a markdown table. ``*_failed`` count failures outside accepted exceptions;
+    ``expectations_accepted`` those within (passed + accepted + failed = evaluated)."""
+    outcome = reviewed.outcome
     metadata: dict[str, Any] = {
         "suite": dg.MetadataValue.text(outcome.suite),
         "partition": dg.MetadataValue.text(outcome.partition),
-        "status": dg.MetadataValue.text(outcome.status),
+        "status": dg.MetadataValue.text(reviewed.status),
         "rows_validated": dg.MetadataValue.int(outcome.rows),
         "expectations_evaluated": dg.MetadataValue.int(outcome.evaluated),
         "expectations_passed": dg.MetadataValue.int(outcome.passed_count),
-        "expectations_failed": dg.MetadataValue.int(len(outcome.failures)),
-        "critical_failed": dg.MetadataValue.int(len(outcome.critical_failures)),
-        "warning_failed": dg.MetadataValue.int(len(outcome.warning_failures)),
+        "expectations_failed": dg.MetadataValue.int(len(reviewed.failures)),
+        "expectations_accepted": dg.MetadataValue.int(len(reviewed.accepted)),
+        "critical_failed": dg.MetadataValue.int(len(reviewed.critical_failures)),
+        "warning_failed": dg.MetadataValue.int(len(reviewed.warning_failures)),
         "expectations_errored": dg.MetadataValue.int(len(outcome.errored)),
         "success_percent": dg.MetadataValue.float(round(outcome.success_percent, 4)),
         "validation_seconds": dg.MetadataValue.float(round(outcome.seconds, 3)),
@@ -144,8 +183,12 @@ def result_metadata(outcome: ValidationOutcome, data_docs_index: Path) -> dict[s
         metadata["error"] = dg.MetadataValue.text(outcome.reason)
     if outcome.notes:
         metadata["notes"] = dg.MetadataValue.text("; ".join(outcome.notes))
+    metadata["failed_expectations"] = dg.MetadataValue.md(failed_expectations_table(reviewed))
     for failure in outcome.failures:
         metadata |= _failure_metadata(failure)
+    for name, entry in reviewed.exceptions.items():  # every watched expectation, so the count plots as a series
+        metadata[f"{name}.accepted_count"] = dg.MetadataValue.int(reviewed.accepted_count(name))
+        metadata[f"{name}.accepted_exception"] = dg.MetadataValue.text(entry.id)
     return metadata
 
 
@@ -190,47 +233,116 @@ def _observed_metadata(value: Any) -> dg.MetadataValue:
     return dg.MetadataValue.text(str(value))
 
 
-def describe(outcome: ValidationOutcome) -> str:
-    """A readable summary: the verdict, then one line per failed expectation, worst first."""
+def describe(
+    outcome: ValidationOutcome, accepted: AcceptedExceptions = NO_EXCEPTIONS, today: dt.date | None = None
+) -> str:
+    """A readable summary of ``outcome`` seen through ``accepted``."""
+    return describe_review(review(outcome, accepted, today))
+
+
+def describe_review(reviewed: Review) -> str:
+    """The verdict, one line per failed expectation (worst first), then what accepted exceptions covered."""
+    outcome = reviewed.outcome
     head = f"{outcome.suite} {outcome.partition}"
     if outcome.error is not None:
         return f"{head}: ERROR, {outcome.error}"
-    verdict = {"passed": "passed", "warning": "WARN", "critical": "ERROR", "error": "ERROR"}[outcome.status]
+    verdict = {"passed": "passed", "warning": "WARN", "critical": "ERROR", "error": "ERROR"}[reviewed.status]
     lines = [
-        f"{head}: {verdict}, {len(outcome.failures)} of {outcome.evaluated} expectations failed "
-        f"({len(outcome.critical_failures)} critical, {len(outcome.warning_failures)} warning) "
-        f"on {outcome.rows:,} rows."
+        f"{head}: {verdict}, {len(reviewed.failures)} of {outcome.evaluated} expectations failed "
+        f"({len(reviewed.critical_failures)} critical, {len(reviewed.warning_failures)} warning) "
+        f"on {outcome.rows:,} rows"
+        + (f"; {len(reviewed.accepted)} failed only within accepted exceptions." if reviewed.accepted else ".")
     ]
     if outcome.errored:
         lines.append(
             f"{len(outcome.errored)} expectation(s) could not be evaluated: the suite does not fit the data, "
             "which is an ERROR whatever their severity."
         )
-    ordered = sorted(outcome.failures, key=lambda f: (f.error is None, f.severity != "critical"))
-    lines += [f"- {_describe_failure(failure)}" for failure in ordered[:_DESCRIPTION_LINES]]
+    ordered = sorted(reviewed.failures, key=lambda f: (f.error is None, f.severity != "critical"))
+    lines += [f"- {_describe_failure(failure, reviewed)}" for failure in ordered[:_DESCRIPTION_LINES]]
     if len(ordered) > _DESCRIPTION_LINES:
         lines.append(f"- and {len(ordered) - _DESCRIPTION_LINES} more (see the metadata)")
+    if reviewed.accepted:
+        lines.append("Accepted exceptions:")
+        lines += [f"- {_describe_failure(failure, reviewed)}" for failure in reviewed.accepted]
     return "\n".join(lines)
 
 
-def _describe_failure(failure: ExpectationOutcome) -> str:
+def _describe_failure(failure: ExpectationOutcome, reviewed: Review) -> str:
     where = f" on {failure.column}" if failure.column else ""
     text = f"{failure.name} [{failure.severity}]{where}"
     if failure.error is not None:
         return f"{text}: could not be evaluated: {failure.error}"
+    text += f": {_finding(failure, sample_values=6)}"
+    acceptance = reviewed.acceptances.get(failure.name)
+    return text if acceptance is None else f"{text}; {acceptance.verdict}"
+
+
+def _finding(failure: ExpectationOutcome, sample_values: int) -> str:
+    """What the expectation found: unexpected count, share and a sample, or the observed value."""
     if failure.unexpected_count is not None:
-        text += f": {failure.unexpected_count:,} unexpected"
+        text = f"{failure.unexpected_count:,} unexpected"
         if failure.unexpected_percent is not None:
             text += f" ({failure.unexpected_percent:.2f}%)"
-        if failure.offending_values:
-            text += ", e.g. " + ", ".join(f"{value}: {count:,}" for value, count in failure.offending_values[:6])
-        elif failure.offending_keys:
-            text += ", e.g. " + ", ".join(failure.offending_keys[:3])
-    elif failure.details is not None:
-        text += f": {failure.details}"
-    elif failure.observed_value is not None:
-        text += f": observed {_short(failure.observed_value)}"
-    return text
+        sample = _sample(failure, sample_values)
+        return f"{text}, e.g. {sample}" if sample else text
+    if failure.details is not None:
+        return str(failure.details)
+    if failure.observed_value is not None:
+        return f"observed {_short(failure.observed_value)}"
+    return "failed"
+
+
+def _sample(failure: ExpectationOutcome, size: int) -> str:
+    if failure.offending_values:
+        return ", ".join(f"{value}: {count:,}" for value, count in failure.offending_values[:size])
+    return ", ".join(failure.offending_keys[: min(size, 3)])
+
+
+def failed_expectations_table(reviewed: Review) -> str:
+    """The failed expectations as a markdown table (worst first, accepted exceptions last and marked)."""
+    outcome = reviewed.outcome
+    if outcome.error is not None:
+        return f"**The suite could not run:** {_cell(outcome.error, limit=1000)}"
+    if not outcome.failures:
+        return f"All {outcome.evaluated} expectations passed on {outcome.rows:,} rows."
+    accepted = {failure.name for failure in reviewed.accepted}
+    ordered = sorted(
+        outcome.failures, key=lambda f: (f.name in accepted, f.error is None, f.severity != "critical", f.name)
+    )
+    lines = [
+        "| Expectation | Severity | Column | Unexpected | Share | Sample values | Verdict |",
+        "|---|---|---|--:|--:|---|---|",
+    ]
+    lines += [_table_row(failure, reviewed) for failure in ordered]
+    return "\n".join(lines)
+
+
+def _table_row(failure: ExpectationOutcome, reviewed: Review) -> str:
+    count = f"{failure.unexpected_count:,}" if failure.unexpected_count is not None else ""
+    share = f"{failure.unexpected_percent:.2f} %" if failure.unexpected_percent is not None else ""
+    if failure.error is not None:
+        sample = f"could not be evaluated: {failure.error}"
+    elif failure.unexpected_count is not None:
+        sample = _sample(failure, _TABLE_SAMPLE_VALUES)
+    else:
+        sample = _finding(failure, _TABLE_SAMPLE_VALUES)
+    acceptance = reviewed.acceptances.get(failure.name)
+    if acceptance is None:
+        verdict = "ERROR" if failure.severity == "critical" or failure.error is not None else "WARN"
+    elif acceptance.covered:
+        verdict = f"accepted ({acceptance.exception.id})"
+    else:
+        verdict = acceptance.verdict
+    cells = [failure.name, failure.severity, failure.column or "", count, share, sample, verdict]
+    return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
+
+
+def _cell(text: str, limit: int = _TABLE_CELL_LIMIT) -> str:
+    """Text safe inside a markdown table cell: one line, pipes escaped, cut to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    flat = flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return flat.replace("|", "\\|")
 
 
 def _short(value: Any) -> str:

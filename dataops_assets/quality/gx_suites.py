@@ -7,6 +7,11 @@ human name in ``meta.name``. Thresholds that differ between environments are GX 
 ``Thresholds``, the partition's month and the staged reference tables (value sets of carriers, airports, tail
 numbers).
 
+A row-level expectation may carry ``"quarantine": true`` in its ``meta``: the staging step then evaluates it on
+every row (``transforms.row_expectations``) and quarantines the offending rows under its name, and the GX check no
+longer evaluates it. Only expectations judging one value of one row may (``QUARANTINE_TYPES``), without ``mostly``
+(a row breaks a rule or not) and without the reference value sets (the staging step does not load them).
+
 Nothing here imports great_expectations or dagster: reading suites and computing parameters stays cheap.
 """
 
@@ -23,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from dataops_assets.environments import Thresholds
+from dataops_assets.transforms.row_expectations import QUARANTINE_TYPES, RowExpectations, parameter_names
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[1] / "expectations"
 SEVERITIES = ("critical", "warning")
@@ -71,6 +77,14 @@ SUITES: tuple[SuiteSpec, ...] = (
 )
 
 
+def spec_for(asset_key: tuple[str, ...]) -> SuiteSpec:
+    """The suite that checks ``asset_key``."""
+    for spec in SUITES:
+        if spec.asset_key == asset_key:
+            return spec
+    raise KeyError(f"no suite checks {'/'.join(asset_key)}")
+
+
 def load_suite(path: Path) -> dict[str, Any]:
     """The suite in ``path`` as a dict GX accepts, with generated ``id`` fields removed; raises ``SuiteFileError``."""
     try:
@@ -114,7 +128,49 @@ def suite_problems(suite: Any) -> list[str]:
         seen.add(name or "")
         if expectation.get("severity") not in SEVERITIES:
             problems.append(f"{label} has severity {expectation.get('severity')!r}; expected one of {SEVERITIES}")
+        problems += quarantine_problems(expectation, label)
     return problems
+
+
+def quarantine_problems(expectation: dict[str, Any], label: str) -> list[str]:
+    """Why an expectation cannot carry ``meta.quarantine``; empty when it can, or does not carry it."""
+    meta = expectation.get("meta")
+    flag = meta.get("quarantine", False) if isinstance(meta, dict) else False
+    if not isinstance(flag, bool):
+        return [f"{label} has meta.quarantine {flag!r}; expected true or false"]
+    if not flag:
+        return []
+    kwargs = expectation.get("kwargs")
+    if not isinstance(kwargs, dict):
+        kwargs = {}
+    problems = []
+    if expectation.get("type") not in QUARANTINE_TYPES:
+        problems.append(f"{label} is marked to quarantine, but {expectation.get('type')} does not judge single rows")
+    if "mostly" in kwargs:
+        problems.append(f"{label} is marked to quarantine and has mostly: a row breaks a rule or does not")
+    condition = kwargs.get("row_condition")
+    if condition is not None and not isinstance(condition, dict):
+        problems.append(f"{label} is marked to quarantine: its row_condition must be structured, not a string")
+    references = parameter_names(kwargs) & set(REFERENCE_VALUE_SETS)
+    if references:
+        problems.append(f"{label} is marked to quarantine and uses the reference value set(s) {sorted(references)}")
+    return problems
+
+
+def is_quarantine_rule(expectation: dict[str, Any]) -> bool:
+    return bool((expectation.get("meta") or {}).get("quarantine"))
+
+
+def without_quarantine_rules(suite: dict[str, Any]) -> dict[str, Any]:
+    """The suite minus its quarantine-marked expectations: those the staging step enforces row by row."""
+    return {**suite, "expectations": [e for e in suite["expectations"] if not is_quarantine_rule(e)]}
+
+
+def quarantine_rules(spec: SuiteSpec, thresholds: Thresholds, partition_key: str) -> RowExpectations:
+    """The quarantine-marked expectations of the spec's suite, with their parameters filled for the partition."""
+    suite = load_suite(spec.path)
+    rules = [e for e in suite["expectations"] if is_quarantine_rule(e)]
+    return RowExpectations.from_suite(rules, suite_parameters(thresholds, partition_key))
 
 
 def strip_ids(value: Any) -> Any:

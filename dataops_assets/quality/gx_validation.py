@@ -26,7 +26,14 @@ import pandas as pd
 
 from dataops_assets.environments import Thresholds
 from dataops_assets.files import write_atomic
-from dataops_assets.quality.gx_suites import SuiteSpec, load_suite, strip_ids, suite_parameters
+from dataops_assets.quality.gx_suites import (
+    SuiteSpec,
+    is_quarantine_rule,
+    load_suite,
+    strip_ids,
+    suite_parameters,
+    without_quarantine_rules,
+)
 from dataops_assets.resources import GreatExpectationsResource
 
 Status = Literal["passed", "warning", "critical", "error"]
@@ -371,7 +378,10 @@ def run_suite(
     """Load the spec's suite, fill its parameters, validate ``frame`` and persist the result; never raises."""
     started = time.perf_counter()
     try:
-        suite = load_suite(spec.path)
+        full_suite = load_suite(spec.path)
+        # Quarantine-marked expectations are enforced row by row in the staging step: not evaluated again here.
+        suite = without_quarantine_rules(full_suite)
+        in_step = [e["meta"]["name"] for e in full_suite["expectations"] if is_quarantine_rule(e)]
         parameters = suite_parameters(thresholds, partition_key, references)
     except Exception as error:
         outcome = ValidationOutcome(
@@ -392,6 +402,9 @@ def run_suite(
             key_columns=spec.key_columns,
             extra_meta=meta,
         )
+        if in_step:
+            note = "enforced in the staging step, offending rows quarantined (quarantine_share): " + ", ".join(in_step)
+            outcome = replace(outcome, notes=(*outcome.notes, note))
     outcome = replace(outcome, suite=spec.name)
     try:
         return replace(outcome, result_path=persist_result(outcome, Path(great_expectations.validations_dir)))

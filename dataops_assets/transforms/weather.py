@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
+from dataops_assets.transforms.row_expectations import NO_EXPECTATIONS, RowExpectations
 from dataops_assets.transforms.typing import (
     RowRules,
     Staged,
     null_text,
+    parse_utc,
     reject_duplicates,
     reject_null_keys,
     reject_outside_month,
     require_columns,
+    to_identifier,
     to_number,
-    to_text,
     with_schema,
 )
 
@@ -33,13 +35,16 @@ STAGED_SCHEMA = {
 }
 
 
-def stage_weather(raw: pd.DataFrame, month_start: pd.Timestamp) -> Staged:
-    """Type one month of landed weather, keyed by airport and UTC hour."""
+def stage_weather(
+    raw: pd.DataFrame, month_start: pd.Timestamp, expectations: RowExpectations = NO_EXPECTATIONS
+) -> Staged:
+    """Type one month of landed weather, keyed by airport and UTC hour; rows breaking a row rule, or a
+    quarantine-marked expectation of the staging suite (``expectations``), go to quarantine."""
     require_columns(raw, SOURCE_COLUMNS, "weather file")
-    rules = RowRules(raw)
+    rules = RowRules(raw, expectations.names)
     typed = pd.DataFrame({column: to_number(raw, column, rules, integer=True) for column in _CLOCK}, index=raw.index)
     typed = typed.assign(**{column: to_number(raw, column, rules) for column in MEASURES})
-    typed["origin"] = to_text(raw, "origin")
+    typed["origin"] = to_identifier(raw, "origin")
     typed["time_hour_utc"] = parse_utc(raw["time_hour"])
     unparsed = typed["time_hour_utc"].isna() & ~null_text(raw["time_hour"])  # an empty time_hour is a null key
     rules.reject(unparsed, "untypable", "time_hour is not a UTC time")
@@ -50,11 +55,7 @@ def stage_weather(raw: pd.DataFrame, month_start: pd.Timestamp) -> Staged:
     reject_outside_month(typed["observed_local"], month_start, rules, "observation time")
     typed["observation_id"] = typed["origin"] + "/" + typed["time_hour_utc"].dt.strftime("%Y-%m-%dT%HZ")
     reject_duplicates(raw, SOURCE_COLUMNS, typed["observation_id"], rules)
-    valid = typed.loc[rules.passed]
-    return Staged(valid=with_schema(valid, STAGED_SCHEMA), quarantined=rules.quarantined(SOURCE_COLUMNS))
-
-
-def parse_utc(text: pd.Series) -> pd.Series:
-    """ISO-8601 UTC text (``2013-01-01T06:00:00Z``) to naive UTC timestamps; NaT where it does not parse."""
-    parsed = pd.to_datetime(text, format="%Y-%m-%dT%H:%M:%SZ", utc=True, errors="coerce")
-    return parsed.dt.tz_localize(None)
+    staged = with_schema(typed.loc[rules.passed], STAGED_SCHEMA, keep_index=True)
+    expectations.reject_offending(staged, rules)
+    valid = staged.loc[rules.passed.loc[staged.index]].reset_index(drop=True)
+    return Staged(valid=valid, quarantined=rules.quarantined(SOURCE_COLUMNS))

@@ -37,15 +37,18 @@ def env_init(settings: Settings, args: argparse.Namespace) -> None:
         webserver_port=args.webserver_port,
         code_server_port=args.code_server_port,
         postgres_url=args.postgres_url,
+        postgres_password_env=args.postgres_password_env,
         gate_partitions=tuple(args.gate_partitions) if args.gate_partitions else None,
         gate_timeout_s=args.gate_timeout,
         dependency_base=args.dependency_base,
     )
-    storage = "PostgreSQL" if config.postgres_url else "SQLite"
+    storage = "PostgreSQL storage" if config.postgres_url else "SQLite storage"
+    if config.postgres_password_env:
+        storage += f" (password from ${config.postgres_password_env})"
     gate = ", ".join(config.gate_partitions) or "read-only"
     print(
         f"{env.name}: {env.path} (webserver 127.0.0.1:{config.webserver_port}, code server "
-        f"127.0.0.1:{config.code_server_port}, {storage} storage, gate {gate})"
+        f"127.0.0.1:{config.code_server_port}, {storage}, gate {gate})"
     )
 
 

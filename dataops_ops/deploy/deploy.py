@@ -19,9 +19,15 @@ from dataops_ops.deploy import errors
 from dataops_ops.deploy.artifact import MANIFEST_NAME, VerifiedArtifact, verify_artifact
 from dataops_ops.deploy.environment_root import EnvironmentConfig, EnvironmentRoot, Release
 from dataops_ops.deploy.gates import GateFailedError, Log, run_gate
-from dataops_ops.deploy.services import code_server_alive, served_python, start_code_server, stop_code_server
+from dataops_ops.deploy.services import (
+    code_server_alive,
+    served_python,
+    start_code_server,
+    stop_code_server,
+    terminate_gate_runs,
+)
 from dataops_ops.deploy.webserver import Webserver
-from dataops_ops.processes import run
+from dataops_ops.processes import Interrupted, interrupt_on_signals, run
 
 Record = dict[str, Any]
 _PROMOTIONS = {("dev", "stage"), ("stage", "prod")}
@@ -47,7 +53,22 @@ def deploy(
     gate_timeout_s: float | None = None,
 ) -> Record:
     """Verify, install, switch, reload and gate; roll back on failure. ``gate_timeout_s`` overrides the
-    environment's configured gate timeout for this deploy only."""
+    environment's configured gate timeout for this deploy only. SIGINT or SIGTERM stops it: the gate's runs are
+    terminated through Dagster, the previous release restored, and ``Interrupted`` raised."""
+    with interrupt_on_signals():
+        return _deploy(root, env_name, wheel, manifest, log=log, event=event, gate_timeout_s=gate_timeout_s)
+
+
+def _deploy(
+    root: Path,
+    env_name: str,
+    wheel: Path,
+    manifest: Path | None,
+    *,
+    log: Log,
+    event: str,
+    gate_timeout_s: float | None,
+) -> Record:
     started = time.monotonic()
     env = EnvironmentRoot(root, env_name)
     config = env.config()
@@ -78,6 +99,10 @@ def deploy(
             gate = run_gate(env, config, release, webserver, log)
             if not gate.passed:
                 raise GateFailedError(gate)
+        except Interrupted as interrupt:
+            stopped = _stop_interrupted(env, config, previous, webserver, version=artifact.version, log=log)
+            env.append_audit(event, "rolled_back", reason=f"interrupted by {interrupt.name}", **stopped, **details)
+            raise
         except _ROLLBACK_ON as error:
             failed = error.result if isinstance(error, GateFailedError) else None
             restored = _restore(env, config, previous, webserver, log)
@@ -132,6 +157,26 @@ def rollback(root: Path, env_name: str, log: Log = print) -> Record:
         log(f"{env_name}: rolled back from {before or 'nothing'} to {target.version}")
         details = {"version": target.version, "sha256": target.sha256, "wheel": target.wheel}
         return env.append_audit("rollback", "succeeded", previous=before, **details)
+
+
+def _stop_interrupted(
+    env: EnvironmentRoot,
+    config: EnvironmentConfig,
+    previous: Release | None,
+    webserver: Webserver,
+    *,
+    version: str,
+    log: Log,
+) -> Record:
+    """After SIGINT/SIGTERM: the gate's runs terminated through Dagster (they end CANCELED), then the previous
+    release back; what happened, for the audit log."""
+    try:
+        runs = terminate_gate_runs(webserver, version)
+    except errors.WebserverError as error:  # the daemon's run monitoring ends them later
+        runs = [f"not terminated: {error}"]
+    restored = _restore(env, config, previous, webserver, log)
+    log(f"{env.name}: stopped; gate runs ended: {', '.join(runs) or 'none'}; back on {restored}")
+    return {"runs": runs, "restored": restored}
 
 
 def require_stage_pass(root: Path, sha256: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dataops_ops.deploy.environment_root import EnvironmentConfig, EnvironmentRoot, Release
 from dataops_ops.deploy.errors import LocationLoadError, ServiceError
+from dataops_ops.deploy.webserver import Webserver
 from dataops_ops.processes import is_alive, port_open, read_pid, start_detached, stop_pid_file, wait_for_port
 
 
@@ -73,6 +74,24 @@ def served_python(port: int) -> str | None:
             answer = answer["cause"]
         raise LocationLoadError(f"the code server failed to load the definitions: {answer['message'].strip()}")
     return str(answer["executable_path"]) if answer.get("executable_path") else None
+
+
+# The runs a gate launched that have not ended (the gate tags its runs with its release's version).
+_UNFINISHED_GATE_RUNS = """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags,
+  statuses: [QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]}) { ... on Runs { results { runId } } } }"""
+
+
+def terminate_gate_runs(webserver: Webserver, version: str, grace_s: float = 30.0) -> list[str]:
+    """Terminate the release's unfinished gate runs through Dagster (they end CANCELED, not as dead STARTED runs)
+    and wait up to ``grace_s`` for each; returns ``run_id: STATUS`` per run."""
+    tags = [{"key": "dataops/version", "value": version}]
+    answer = webserver._query(_UNFINISHED_GATE_RUNS, {"tags": tags})["runsOrError"]
+    deadline = time.monotonic() + grace_s
+    ended = []
+    for run in answer.get("results", []):
+        status = webserver._cancel(run["runId"], max(deadline - time.monotonic(), 1.0))
+        ended.append(f"{run['runId']}: {status}")
+    return ended
 
 
 def _start(env: EnvironmentRoot, name: str, command: list[str], cwd: Path) -> int:
