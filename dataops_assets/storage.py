@@ -30,7 +30,7 @@ from dagster_deltalake import LocalConfig
 from dagster_deltalake.io_manager import TableConnection
 from dagster_deltalake_pandas import DeltaLakePandasIOManager, DeltaLakePandasTypeHandler
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 PARTITION_COLUMN = "partition_month"
 COMMIT_ATTEMPTS = 8
@@ -119,6 +119,21 @@ def _open(connection: TableConnection) -> DeltaTable | None:
         return DeltaTable(connection.table_uri, storage_options=connection.storage_options)
     except TableNotFoundError:
         return None
+    except DeltaError as error:
+        raise DamagedTableError(damaged_table_message(connection.table_uri, error)) from None
+
+
+class DamagedTableError(RuntimeError):
+    """A Delta table whose log or files cannot be read; nothing is written to it."""
+
+
+def damaged_table_message(uri: str, error: Exception) -> str:
+    """One line naming the table, what delta-rs found, and what to do (delta-rs appends a native backtrace)."""
+    found = str(error).split("\n", 1)[0].strip()
+    return (
+        f"the Delta table {uri} cannot be read ({found}); nothing was written to it: restore a good version "
+        "(dataops history / dataops restore) or move the folder away and re-run every month to rebuild it"
+    )
 
 
 def _conform(

@@ -102,6 +102,23 @@ def test_summary_counts_rows_and_months(settings: Settings, capsys: pytest.Captu
     }
 
 
+def test_a_damaged_table_is_one_line_in_the_summary_and_the_others_are_still_counted(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = Path(table_uri(settings, "core.flights")) / "_delta_log"
+    for commit in log.glob("*.json"):
+        commit.write_text("garbage{")
+
+    assert main(["summary"]) == 0
+    out = capsys.readouterr().out
+    assert "Traceback" not in out
+    [reason] = [line.strip() for line in out.splitlines() if line.strip().startswith("not readable:")]
+    assert reason.startswith(f"not readable: core.flights: the Delta table {table_uri(settings, 'core.flights')}")
+    assert _summary(out)["marts/carrier_monthly"] == (4, "2")
+    with pytest.raises(LakeError, match=r"core\.flights: the Delta table .* cannot be read"):
+        connect_lake(settings)
+
+
 def test_summary_and_sql_succeed_while_another_process_writes(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -127,6 +127,20 @@ def test_a_write_the_table_cannot_take_fails_and_keeps_the_previous_version(lake
     assert _table(lake).version() == 0
 
 
+def test_a_damaged_table_fails_the_write_in_one_line_naming_it_and_what_to_do(lake: Path) -> None:
+    assert _write(lake, _partitioned(_readings(("EWR", 1.0))), "2013-01").success
+    log = lake / "test" / "readings" / "_delta_log" / "00000000000000000000.json"
+    log.write_text("garbage{")
+
+    result = _write(lake, _partitioned(_readings(("EWR", 2.0))), "2013-02")
+    assert not result.success
+    message = step_failures(result)["test__readings"]
+    first_line = message.strip().splitlines()[0]
+    assert f"the Delta table {lake / 'test' / 'readings'} cannot be read (" in first_line
+    assert "move the folder away and re-run every month" in first_line
+    assert log.read_text() == "garbage{"  # nothing written over it
+
+
 def test_an_empty_month_keeps_the_stored_types_and_a_new_table_types_empty_text(lake: Path) -> None:
     def no_notes() -> pd.DataFrame:
         return pd.DataFrame({"station": ["EWR"], "value": [1.0], "note": [None]})

@@ -29,7 +29,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from dataops_assets.environments import Settings
 from dataops_assets.partitions import MONTH_KEYS
-from dataops_assets.storage import PARTITION_COLUMN
+from dataops_assets.storage import PARTITION_COLUMN, damaged_table_message
 
 LAYERS = ("raw", "staging", "quarantine", "core", "marts", "publish")
 PUBLISHED_LAYERS = ("core", "marts")
@@ -71,6 +71,8 @@ def open_table(settings: Settings, name: str) -> DeltaTable:
         return DeltaTable(table_uri(settings, name))
     except TableNotFoundError as error:
         raise LakeError(f"no table {name} in the lake {settings.lake_uri}") from error
+    except DeltaError as error:
+        raise LakeError(f"{name}: {damaged_table_message(table_uri(settings, name), error)}") from None
 
 
 def connect_lake(settings: Settings, tables: list[str] | None = None) -> duckdb.DuckDBPyConnection:
@@ -85,11 +87,13 @@ def _connect(
     """The connection, and the published state of each core and mart table it shows. With ``unreadable``, a table
     that cannot be shown gets no view and its reason there, instead of failing the whole connection."""
     record = publications(settings) if any(_is_published(name) for name in names) else {}
-    states = {name: published_state(settings, name, record.get(name, {})) for name in names if _is_published(name)}
+    states: dict[str, PublishedState] = {}
     connection = duckdb.connect()
     for name in names:
         layer, table = name.split(".")
         try:
+            if _is_published(name):
+                states[name] = published_state(settings, name, record.get(name, {}))
             dataset = states[name].dataset() if name in states else open_table(settings, name).to_pyarrow_dataset()
         except LakeError as error:
             if unreadable is None:

@@ -290,7 +290,8 @@ def _observe(defs: dg.Definitions, settings: Settings, instance: dg.DagsterInsta
 
 
 def _outcome(instance: dg.DagsterInstance, digest: RunDigest, partition: str | None = None) -> PartitionOutcome:
-    errors = [f"{asset.step_key}: {asset.error.splitlines()[-1]}" for asset in digest.assets if asset.error]
+    # The first line says what went wrong; native libraries (delta-rs) append backtraces after it.
+    errors = [f"{asset.step_key}: {asset.error.strip().splitlines()[0]}" for asset in digest.assets if asset.error]
     if digest.status not in {"SUCCESS", "CANCELED"} and not errors:
         errors.append(_engine_error(instance, digest.run_id) or digest.failure_message or f"run {digest.status}")
     checks = list(digest.checks)

@@ -36,7 +36,13 @@ class StepError:
     @property
     def text(self) -> str:
         message = self.message.strip()
-        return f"{self.cls_name}: {message}" if self.cls_name else message
+        if not self.cls_name:
+            return message
+        # Dagster's message often starts with the qualified class name already (``package.module.Class: ...``).
+        head, separator, rest = message.partition(": ")
+        if separator and head.split(".")[-1] == self.cls_name:
+            message = rest
+        return f"{self.cls_name}: {message}"
 
 
 @dataclass
