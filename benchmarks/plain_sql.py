@@ -6,7 +6,7 @@ every month at once, no orchestrator, no checks, tables in one DuckDB file.
 raw         the landed CSVs as text (``read_csv(all_varchar)``), with the file, the line and the partition month
 staging     typed columns, natural keys, local and UTC departure; each row breaking a rule goes to quarantine
             with the first rule it broke: ``untypable``, ``null_key``, ``invalid_timestamp``,
-            ``outside_partition``, ``duplicate_row``, ``duplicate_key`` (the pipeline's rules, in its order)
+            ``year_month_vs_partition``, ``duplicate_row``, ``duplicate_key`` (the pipeline's rules, in its order)
 core        flights with the weather at the origin in the scheduled hour, the plane, the airline, the destination
 marts       carrier_monthly and route_monthly: flights, cancellations, on-time share, mean and p90 delays
 
@@ -152,7 +152,7 @@ def staging_flights() -> list[str]:
             ("untypable", "t_sched_arr_time is null", "'sched_arr_time is empty'"),
             ("invalid_timestamp", "sched_dep_local is null", "'scheduled departure is not a valid date and time'"),
             (
-                "outside_partition",
+                "year_month_vs_partition",
                 "sched_dep_local < _partition_month or sched_dep_local >= _partition_month + interval 1 month",
                 "'scheduled departure ' || sched_dep_local || ' is not in ' || strftime(_partition_month, '%Y-%m')",
             ),
@@ -227,7 +227,7 @@ def staging_weather() -> list[str]:
             ("null_key", "time_hour_utc is null", "'time_hour_utc is empty'"),
             ("invalid_timestamp", "observed_local is null", "'observation time is not a valid date and time'"),
             (
-                "outside_partition",
+                "year_month_vs_partition",
                 "observed_local < _partition_month or observed_local >= _partition_month + interval 1 month",
                 "'observation time ' || observed_local || ' is not in ' || strftime(_partition_month, '%Y-%m')",
             ),
