@@ -8,6 +8,7 @@ running months are terminated through Dagster so they end CANCELED, and the comm
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -290,11 +291,20 @@ def _observe(defs: dg.Definitions, settings: Settings, instance: dg.DagsterInsta
 
 
 def _outcome(instance: dg.DagsterInstance, digest: RunDigest, partition: str | None = None) -> PartitionOutcome:
-    # The first line says what went wrong; native libraries (delta-rs) append backtraces after it.
-    errors = [f"{asset.step_key}: {asset.error.strip().splitlines()[0]}" for asset in digest.assets if asset.error]
+    errors = [f"{asset.step_key}: {_last_line(asset.error)}" for asset in digest.assets if asset.error]
     if digest.status not in {"SUCCESS", "CANCELED"} and not errors:
         errors.append(_engine_error(instance, digest.run_id) or digest.failure_message or f"run {digest.status}")
     checks = list(digest.checks)
     return PartitionOutcome(
         partition or digest.partition or "-", digest.run_id, digest.status == "SUCCESS", errors, checks, digest.status
     )
+
+
+# A frame of a native backtrace, as delta-rs appends to its errors ("  12: start_thread", "      at ./nptl/...").
+_BACKTRACE_FRAME = re.compile(r"^\s*(\d+: |at )")
+
+
+def _last_line(error: str) -> str:
+    """The line of an error that names what went wrong: its last one, leaving out native backtrace frames."""
+    lines = [line for line in error.strip().splitlines() if line.strip() and not _BACKTRACE_FRAME.match(line)]
+    return lines[-1] if lines else error.strip()
