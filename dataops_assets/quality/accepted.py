@@ -27,7 +27,15 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]  # a dependency of dagster; no stubs installed
 
 from dataops_assets.quality.gx_suites import EXPECTATIONS_DIR, SUITES, SuiteFileError, SuiteSpec, load_suite
-from dataops_assets.quality.gx_validation import SAMPLE_SIZE, ExpectationOutcome, Status, ValidationOutcome
+from dataops_assets.quality.gx_validation import (
+    SAMPLE_SIZE,
+    ExpectationOutcome,
+    Status,
+    ValidationOutcome,
+    critical,
+    status_of,
+    warnings_only,
+)
 
 ACCEPTED_EXCEPTIONS_FILE = EXPECTATIONS_DIR / "accepted_exceptions.yaml"
 
@@ -302,21 +310,15 @@ class Review:
 
     @property
     def critical_failures(self) -> tuple[ExpectationOutcome, ...]:
-        return tuple(f for f in self.failures if f.severity == "critical")
+        return critical(self.failures)
 
     @property
     def warning_failures(self) -> tuple[ExpectationOutcome, ...]:
-        return tuple(f for f in self.failures if f.severity != "critical")
+        return warnings_only(self.failures)
 
     @property
     def status(self) -> Status:
-        if self.outcome.error is not None or self.outcome.errored:
-            return "error"
-        if self.critical_failures:
-            return "critical"
-        if self.warning_failures:
-            return "warning"
-        return "passed"
+        return status_of(self.outcome.could_not_run, self.failures)
 
     def accepted_count(self, expectation: str) -> int:
         acceptance = self.acceptances.get(expectation)

@@ -95,11 +95,11 @@ class ValidationOutcome:
 
     @property
     def critical_failures(self) -> tuple[ExpectationOutcome, ...]:
-        return tuple(e for e in self.failures if e.severity == "critical")
+        return critical(self.failures)
 
     @property
     def warning_failures(self) -> tuple[ExpectationOutcome, ...]:
-        return tuple(e for e in self.failures if e.severity != "critical")
+        return warnings_only(self.failures)
 
     @property
     def passed_count(self) -> int:
@@ -112,13 +112,11 @@ class ValidationOutcome:
     @property
     def status(self) -> Status:
         """``error`` (could not run, or an expectation raised), ``critical``, ``warning`` or ``passed``."""
-        if self.error is not None or self.errored:
-            return "error"
-        if self.critical_failures:
-            return "critical"
-        if self.warning_failures:
-            return "warning"
-        return "passed"
+        return status_of(self.could_not_run, self.failures)
+
+    @property
+    def could_not_run(self) -> bool:
+        return self.error is not None or bool(self.errored)
 
     @property
     def reason(self) -> str | None:
@@ -128,6 +126,25 @@ class ValidationOutcome:
         if self.errored:
             return "; ".join(f"{e.name} could not be evaluated: {e.error}" for e in self.errored)
         return None
+
+
+def critical(failures: Sequence[ExpectationOutcome]) -> tuple[ExpectationOutcome, ...]:
+    return tuple(f for f in failures if f.severity == "critical")
+
+
+def warnings_only(failures: Sequence[ExpectationOutcome]) -> tuple[ExpectationOutcome, ...]:
+    return tuple(f for f in failures if f.severity != "critical")
+
+
+def status_of(could_not_run: bool, failures: Sequence[ExpectationOutcome]) -> Status:
+    """The severity mapping of this project: GX's own ``success`` is False for warnings too."""
+    if could_not_run:
+        return "error"
+    if critical(failures):
+        return "critical"
+    if failures:
+        return "warning"
+    return "passed"
 
 
 def validate_frame(
