@@ -27,11 +27,10 @@ import requests
 from playwright.sync_api import expect
 
 from dataops_assets import catalog, landing
-from dataops_assets.definitions import build_definitions
 from dataops_assets.environments import DATA_ROOT_VAR, ENV_VAR, THRESHOLDS_VAR
-from dataops_assets.resources import build_resources
 from dataops_assets_tests.fixtures.landing import ship_as_is
 from dataops_assets_tests.fixtures.observability import TINY_BOUNDS, TINY_MONTH, tiny_landed_settings
+from dataops_assets_tests.fixtures.pipeline import materialize_partition
 from dataops_ops import processes
 from dataops_ops.instance import prepare_dagster_home
 
@@ -115,15 +114,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         patch.setenv("DAGSTER_HOME", str(settings.dagster_home))
         home = prepare_dagster_home(settings)
         with dg.DagsterInstance.from_config(home) as instance:
-            defs = build_definitions(settings)
-            result = dg.materialize(
-                [*(defs.assets or []), *(defs.asset_checks or [])],  # type: ignore[list-item]
-                resources=build_resources(settings),
-                partition_key=TINY_MONTH,
-                instance=instance,
-                raise_on_error=False,
-            )
-            assert result.success
+            assert materialize_partition(settings, TINY_MONTH, instance).success
     port = _free_port()
     log = settings.data_root / "ui.log"
     dataops = str(Path(sys.executable).with_name("dataops"))
