@@ -12,7 +12,7 @@ from dataops_assets.assets.core import core_assets
 from dataops_assets.assets.marts import mart_assets
 from dataops_assets.assets.publish import publish_assets
 from dataops_assets.assets.raw import raw_assets
-from dataops_assets.assets.staging import staging_assets
+from dataops_assets.assets.staging import ACCEPTED, staging_assets
 from dataops_assets.catalog import describe_assets
 from dataops_assets.environments import Settings, current_settings
 from dataops_assets.maintenance import build_lake_maintenance
@@ -40,7 +40,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[*sensors, *alert_sensors, *observation_sensors],
         asset_checks=[
             *native_checks(assets, settings.thresholds),
-            *gx_asset_checks(),
+            *gx_asset_checks(accepted=ACCEPTED),  # the file staging read: read once
             *reconciliation_checks,
             *completeness_checks,
             *volume_checks,
