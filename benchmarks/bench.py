@@ -50,6 +50,7 @@ from report import (
     layer_seconds,
     pipeline_tables,
     run_failures,
+    step_seconds,
     write_results,
 )
 
@@ -171,6 +172,7 @@ def run_pipeline(root: Path, months: list[str], env: dict[str, str], timeout_s: 
         "run_seconds_by_month": dict(sorted(monthly.items())),
         "layers": layer_seconds(runs),
         "checks": check_seconds(runs),
+        "step_seconds": step_seconds(runs),
         "tables": tables,
         "complete": not errors and all(tables.get(t, 0) > 0 for t in ("core.flights", "marts.carrier_monthly")),
         "errors": errors,

@@ -4,7 +4,8 @@
 ``plain``, ``sql``): ``wall_seconds``, ``cpu_seconds``, ``peak_process_mib``, ``peak_tree_mib``,
 ``other_cpu_share`` (see ``measure.py``), ``layers`` (seconds per layer) and ``tables`` (rows per ``layer.table``).
 The baselines add ``inner_seconds`` (their own work, without interpreter start and imports); the pipeline adds
-``run_seconds_by_month``, ``checks`` (Great Expectations seconds: validation, setup), ``complete``, ``errors`` and
+``run_seconds_by_month``, ``checks`` (Great Expectations seconds: validation, setup), ``step_seconds`` (the
+runs' step time, ``all`` and ``checks``: the steps that only evaluate checks), ``complete``, ``errors`` and
 ``findings`` (checks that failed without blocking, e.g. the source's known gaps); ``single_month`` is the slowest
 month run alone, also from nothing.
 ``layers`` of the pipeline are the assets' own compute times (``duration_s``) summed over months: with months in
@@ -26,6 +27,7 @@ GOAL_VS_SQL = 3.0
 GOAL_BACKFILL_VS_MONTH = 7.0
 GOAL_PEAK_PROCESS_MIB = 1.5 * 1024
 GOAL_IMPORT_SECONDS = 1.5
+GOAL_CHECK_SHARE = 0.30
 _GX_SECONDS = {"validation_seconds": "validation", "gx_setup_seconds": "setup"}
 _LAYER_ORDER = ("raw", "staging", "quarantine", "core", "marts", "finish")
 
@@ -74,6 +76,15 @@ def check_seconds(runs: Iterable[RunDigest]) -> dict[str, float]:
                 text = check.metadata.get(key)
                 totals[name] += float(text) if text not in (None, "None") else 0.0
     return totals
+
+
+def step_seconds(runs: Iterable[RunDigest]) -> dict[str, float]:
+    """Seconds of the runs' steps (Dagster's step start to step end), all of them and the check steps alone (the
+    steps that evaluated checks and materialized nothing: GX suites, completeness, volume, reconciliation...)."""
+    runs = list(runs)
+    every = sum(seconds for run in runs for seconds in run.step_seconds.values())
+    checks = sum(seconds for run in runs for key, seconds in run.step_seconds.items() if key in run.check_steps)
+    return {"all": every, "checks": checks}
 
 
 def run_failures(runs: Iterable[RunDigest]) -> list[str]:
@@ -126,8 +137,8 @@ def _goal(goal: str, measured: float | None, limit: float, text: str, scale: dic
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     scale = _largest(results)
     pipeline = scale["pipeline"] if scale else None
-    vs_plain = vs_sql = backfill = peak = None
-    texts = {"plain": "", "sql": "", "backfill": "", "peak": ""}
+    vs_plain = vs_sql = backfill = peak = check_share = None
+    texts = {"plain": "", "sql": "", "backfill": "", "peak": "", "checks": ""}
     if scale and pipeline:
         vs_plain = pipeline["wall_seconds"] / scale["plain"]["wall_seconds"]
         vs_sql = pipeline["wall_seconds"] / scale["sql"]["wall_seconds"]
@@ -135,6 +146,10 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
         texts["sql"] = f"{pipeline['wall_seconds']:.1f} s vs {scale['sql']['wall_seconds']:.1f} s = {vs_sql:.2f}x"
         peak = pipeline["peak_process_mib"]
         texts["peak"] = f"{peak:,.0f} MiB ({pipeline['peak_process'][:80]})"
+        steps = pipeline.get("step_seconds")
+        if steps and steps["all"]:
+            check_share = steps["checks"] / steps["all"]
+            texts["checks"] = f"{steps['checks']:.1f} s of {steps['all']:.1f} s = {check_share:.1%}"
         single = scale.get("single_month")
         if single:
             backfill = pipeline["wall_seconds"] / single["wall_seconds"]
@@ -160,6 +175,13 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             scale,
         ),
         _goal("peak memory of any one process at most 1.5 GiB", peak, GOAL_PEAK_PROCESS_MIB, texts["peak"], scale),
+        _goal(
+            f"check steps at most {GOAL_CHECK_SHARE:.0%} of the pipeline's step time",
+            check_share,
+            GOAL_CHECK_SHARE,
+            texts["checks"],
+            scale,
+        ),
         {
             "goal": f"importing the definitions under {GOAL_IMPORT_SECONDS:g} s",
             "measured": "-" if imported is None else f"{imported:.2f} s",
@@ -207,6 +229,9 @@ def format_scale(scale: dict[str, Any]) -> str:
         lines.append(f"    {layer:<12}{figures}")
     for part, seconds in pipeline["checks"].items():
         lines.append(f"    {'GX ' + part:<13}{seconds:>7.1f}")
+    steps = pipeline.get("step_seconds")
+    if steps:
+        lines.append(f"    {'check steps':<13}{steps['checks']:>7.1f} of {steps['all']:.1f} s of steps")
     months = pipeline["run_seconds_by_month"]
     if months:
         slowest = max(months, key=months.__getitem__)

@@ -9,7 +9,10 @@ What this adds to the library's I/O manager:
   written by parallel runs;
 - a column that is empty in a month takes the table's type, and a monthly table refuses a frame with other columns;
 - each commit records the Dagster run and partition (``dataops history``), each materialization the table's rows,
-  the month's rows and the column schema as stored.
+  the month's rows and the column schema as stored;
+- an input that asks for some columns (``dg.In(metadata={"columns": [...]})``) reads those the table has, and the
+  frame's ``attrs[STORED_COLUMNS]`` names every stored column, so a check reading a few columns can still judge
+  the table's schema (and name a column that is missing instead of failing to load).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 PARTITION_COLUMN = "partition_month"
+STORED_COLUMNS = "stored_columns"  # key in DataFrame.attrs of a projected read: the table's columns
 COMMIT_ATTEMPTS = 8
 
 
@@ -53,6 +57,18 @@ class LakeTypeHandler(DeltaLakePandasTypeHandler):
         commit = CommitProperties(custom_metadata=_commit_metadata(context.run_id, context))
         table = _write(connection, data, month, commit, f"{table_slice.schema}.{table_slice.table}")
         context.add_output_metadata(_table_metadata(table, table_slice, connection, len(obj)))
+
+    def load_input(
+        self, context: dg.InputContext, table_slice: TableSlice, connection: TableConnection
+    ) -> pd.DataFrame:
+        if table_slice.columns is None:
+            return super().load_input(context, table_slice, connection)
+        table = DeltaTable(connection.table_uri, storage_options=connection.storage_options)
+        stored = [name for name in pa.schema(table.schema().to_arrow()).names if name != PARTITION_COLUMN]
+        present = [column for column in table_slice.columns if column in stored]
+        frame = super().load_input(context, table_slice._replace(columns=present), connection)
+        frame.attrs[STORED_COLUMNS] = stored
+        return frame
 
     def from_arrow(self, obj: pa.RecordBatchReader, target_type: type) -> pd.DataFrame:
         # nanosecond timestamps, as pandas makes them: frames read back merge with frames built in the run; Arrow

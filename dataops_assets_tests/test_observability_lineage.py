@@ -305,3 +305,15 @@ def test_an_unreachable_lineage_server_is_logged_not_raised(
         assert lineage.emit(events, config) == 0
     [message] = [r.getMessage() for r in caplog.records if r.name == "dataops_assets.observability.lineage"]
     assert f"0 of {len(events)} event(s) sent to {url}/api/v1/lineage" in message
+
+
+def test_the_run_digest_times_every_step_and_tells_check_steps_apart(pipeline: PipelineRun) -> None:
+    """What ``make bench`` reports as the checks' share of the step time."""
+    digest = digest_run(pipeline.instance, pipeline.result.run_id)
+    executed = {event.step_key for event in pipeline.result.all_events if event.is_step_success}
+    assert set(digest.step_seconds) == executed
+    assert all(seconds >= 0 for seconds in digest.step_seconds.values())
+    assert "staging__flights_gx_suite" in digest.check_steps
+    assert "core__flights_gx_suite" in digest.check_steps
+    materializing = {asset.step_key for asset in digest.assets if asset.materialized is not None}
+    assert materializing and not materializing & digest.check_steps

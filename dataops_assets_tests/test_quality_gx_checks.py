@@ -20,7 +20,14 @@ from dataops_assets.definitions import build_definitions
 from dataops_assets.environments import Settings, settings_for
 from dataops_assets.partitions import MONTHLY
 from dataops_assets.quality.gx_checks import CHECK_NAME, gx_asset_checks
-from dataops_assets.quality.gx_suites import SUITES, SuiteSpec, load_suite, without_quarantine_rules
+from dataops_assets.quality.gx_suites import (
+    REFERENCE_VALUE_SETS,
+    SUITES,
+    SuiteSpec,
+    columns_read,
+    load_suite,
+    without_quarantine_rules,
+)
 from dataops_assets.resources import build_resources
 from dataops_assets_tests.fixtures.gx_month import (
     FLIGHT_ROWS,
@@ -217,6 +224,14 @@ def test_the_environment_definitions_hold_one_check_per_suite(settings: Settings
         "staging/flights", "staging/airlines", "staging/airports", "staging/planes",
     }  # fmt: skip
     assert {"thresholds", "great_expectations"} <= staging_check.required_resource_keys
+
+
+def test_each_check_loads_only_the_columns_its_suite_reads() -> None:
+    for spec, check in zip(SUITES, gx_asset_checks(), strict=True):
+        inputs = {definition.name: definition.metadata for definition in check.node_def.input_defs}
+        suite = without_quarantine_rules(load_suite(spec.path))
+        assert inputs.pop("data") == {"columns": columns_read(suite, spec.key_columns)}
+        assert inputs == {table: {"columns": [REFERENCE_VALUE_SETS[table]]} for table in spec.references}
 
 
 def test_importing_the_definitions_does_not_import_great_expectations(tmp_path: Path) -> None:

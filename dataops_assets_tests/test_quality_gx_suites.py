@@ -18,11 +18,13 @@ from dataops_assets.quality.gx_suites import (
     SUITES,
     SuiteFileError,
     SuiteSpec,
+    columns_read,
     load_suite,
     quarantine_rules,
     suite_parameters,
     suite_problems,
     weather_row_band,
+    without_quarantine_rules,
 )
 from dataops_assets.transforms import flights, weather
 from dataops_assets_tests.fixtures.gx_month import reference_frames
@@ -91,6 +93,34 @@ def test_staged_suites_hold_the_exact_staged_schema(name: str, columns: list[str
     typed = [e for e in _by_name(name).values() if e["type"] == "expect_column_values_to_be_of_type"]
     staged = flights.STAGED_SCHEMA if name == "staging.flights" else weather.STAGED_SCHEMA
     assert typed and all(e["kwargs"]["type_"] == staged[e["kwargs"]["column"]] for e in typed)
+
+
+def test_a_suite_reads_the_columns_its_gx_expectations_name_key_columns_first() -> None:
+    suite = without_quarantine_rules(load_suite(SPECS["staging.flights"].path))
+    read = columns_read(suite, ("flight_id",))
+    assert read is not None and read[0] == "flight_id"
+    named = {e["kwargs"]["column"] for e in suite["expectations"] if "column" in e["kwargs"]}
+    assert set(read) == named | {"flight_id"}
+    assert len(read) < len(flights.STAGED_SCHEMA)  # the check loads fewer columns than the table holds
+    assert "dep_time" not in read  # judged only by a quarantine rule, in the staging step
+
+
+def test_columns_read_follow_conditions_and_give_up_on_a_query_string() -> None:
+    condition = {"type": "comparison", "column": {"name": "cancelled"}, "operator": "==", "parameter": False}
+    structured = {
+        "expectations": [
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "dep_delay", "row_condition": condition},
+            },
+            {"type": "expect_column_pair_values_a_to_be_greater_than_b", "kwargs": {"column_A": "a", "column_B": "b"}},
+            {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["origin", "dest"]}},
+            {"type": "expect_table_columns_to_match_set", "kwargs": {"column_set": ["x", "y"]}},
+        ]
+    }
+    assert columns_read(structured) == ["dep_delay", "cancelled", "a", "b", "origin", "dest"]
+    query = {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "a", "row_condition": "b > 1"}}
+    assert columns_read({"expectations": [query]}) is None
 
 
 def test_core_suite_holds_its_exact_column_set() -> None:

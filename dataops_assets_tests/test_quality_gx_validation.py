@@ -16,7 +16,15 @@ import pytest
 
 from dataops_assets.environments import settings_for
 from dataops_assets.quality.gx_checks import check_result, describe
-from dataops_assets.quality.gx_suites import SUITES, SuiteSpec, load_suite, suite_parameters
+from dataops_assets.quality.gx_suites import (
+    SUITES,
+    SuiteSpec,
+    columns_read,
+    is_quarantine_rule,
+    load_suite,
+    suite_parameters,
+    without_quarantine_rules,
+)
 from dataops_assets.quality.gx_validation import PERSISTED_LIST_LIMIT, ValidationOutcome, run_suite, validate_frame
 from dataops_assets.resources import GreatExpectationsResource
 from dataops_assets_tests.fixtures.gx_month import (
@@ -222,6 +230,70 @@ def test_each_break_fails_with_the_right_severity(
     for name in case.fails:
         assert name in (result.description or "")
         assert result.metadata[f"{name}.severity"] == dg.MetadataValue.text(case.status)
+
+
+def validate_as_the_check(
+    name: str, frame: pd.DataFrame, references: dict[str, pd.DataFrame], *, projected: bool, **overrides: Any
+) -> ValidationOutcome:
+    """The expectations the GX check evaluates (quarantine rules are the staging step's), on every column or, as
+    the check loads its input, on the columns the suite reads with the stored table's columns named beside."""
+    spec = SPECS[name]
+    suite = without_quarantine_rules(load_suite(spec.path))
+    needed = {table: references[table] for table in spec.references}
+    parameters = suite_parameters(SMALL_THRESHOLDS, MONTH, needed) | overrides
+    read = columns_read(suite, spec.key_columns)
+    assert read is not None
+    data = frame[[column for column in read if column in frame.columns]] if projected else frame
+    return validate_frame(
+        GX,
+        suite,
+        data,
+        parameters,
+        partition=MONTH,
+        key_columns=spec.key_columns,
+        stored_columns=list(frame.columns) if projected else None,
+    )
+
+
+def findings(outcome: ValidationOutcome) -> list[tuple[Any, ...]]:
+    found = [
+        (e.name, e.success, e.unexpected_count, e.offending_values, e.offending_keys, e.observed_value, e.details)
+        for e in outcome.expectations
+    ]
+    return sorted(found, key=lambda finding: finding[0])
+
+
+GX_EVALUATED_BREAKS = [
+    case
+    for case in BREAKS
+    if not case.fails & {e["meta"]["name"] for e in load_suite(SPECS[case.suite].path)["expectations"] if
+                         is_quarantine_rule(e)}
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", GX_EVALUATED_BREAKS, ids=lambda case: case.id)
+def test_reading_only_the_suites_columns_finds_what_reading_all_finds(
+    case: Break, frames: dict[str, pd.DataFrame], references: dict[str, pd.DataFrame]
+) -> None:
+    """The check loads only the columns its suite judges; the table-shape expectations see the stored columns."""
+    broken = case.edit(frames[case.suite])
+    full = validate_as_the_check(case.suite, broken, references, projected=False, **case.parameters)
+    projected = validate_as_the_check(case.suite, broken, references, projected=True, **case.parameters)
+    assert projected.status == full.status == case.status, describe(projected)
+    assert case.fails <= {failure.name for failure in projected.failures}
+    assert findings(projected) == findings(full)
+    assert projected.result_json is not None and full.result_json is not None
+    assert projected.result_json["statistics"] == full.result_json["statistics"]
+
+
+def test_a_column_missing_from_the_stored_table_is_named_when_only_some_columns_are_read(
+    frames: dict[str, pd.DataFrame], references: dict[str, pd.DataFrame]
+) -> None:
+    outcome = validate_as_the_check(FLIGHTS, frames[FLIGHTS].drop(columns=["dest"]), references, projected=True)
+    assert outcome.status == "error"
+    failed = {f.name: f for f in outcome.failures}
+    assert failed["columns_match_schema"].details == {"mismatched": {"missing": ["dest"]}}
+    assert failed["dest_in_airports"].error is not None
 
 
 def test_cancelled_flights_are_not_counted_as_missing_delays(

@@ -16,7 +16,7 @@ import pytest
 from deltalake import DeltaTable
 
 from dataops_assets.partitions import MONTHLY
-from dataops_assets.storage import PARTITION_COLUMN, lake_io_manager
+from dataops_assets.storage import PARTITION_COLUMN, STORED_COLUMNS, lake_io_manager
 from dataops_assets_tests.fixtures.pipeline import step_failures
 
 Frame = Callable[[], pd.DataFrame]
@@ -104,6 +104,31 @@ def test_a_month_read_back_has_no_partition_column_and_only_its_rows(lake: Path)
     assert result.get_asset_materialization_events()[0].materialization.metadata["stations"].value == "JFK,LGA"
 
 
+def test_a_read_of_some_columns_reads_those_the_table_has_and_names_every_stored_column(lake: Path) -> None:
+    """What the checks rely on to load only the columns they judge, and still judge the table's schema."""
+    write = _partitioned(lambda: pd.DataFrame({"station": ["EWR", "JFK"], "value": [1.0, 2.0], "note": ["a", "b"]}))
+    _write(lake, write, "2013-01")
+    seen: dict[str, object] = {}
+
+    @dg.asset(
+        partitions_def=MONTHLY,
+        ins={"readings": dg.AssetIn(key=["test", "readings"], metadata={"columns": ["value", "gone", "station"]})},
+    )
+    def downstream(readings: pd.DataFrame) -> None:
+        seen["columns"] = list(readings.columns)
+        seen["stored"] = readings.attrs[STORED_COLUMNS]
+        seen["values"] = readings["value"].tolist()
+
+    result = dg.materialize(
+        [downstream, write],
+        resources={"io_manager": lake_io_manager(str(lake))},
+        partition_key="2013-01",
+        selection=[downstream],
+    )
+    assert result.success
+    assert seen == {"columns": ["value", "station"], "stored": ["station", "value", "note"], "values": [1.0, 2.0]}
+
+
 def test_drifted_columns_fail_naming_table_and_month_and_keep_the_previous_version(lake: Path) -> None:
     assert _write(lake, _partitioned(_readings(("EWR", 1.0), ("JFK", 2.0))), "2013-01").success
 
@@ -166,7 +191,7 @@ def test_a_reference_table_is_replaced_whole_and_follows_its_frame(lake: Path) -
 _KILLED_WRITER = """
 import sys, dagster as dg, numpy as np, pandas as pd
 from dataops_assets.partitions import MONTHLY
-from dataops_assets.storage import PARTITION_COLUMN, lake_io_manager
+from dataops_assets.storage import PARTITION_COLUMN, STORED_COLUMNS, lake_io_manager
 
 rows = int(sys.argv[2])
 

@@ -19,6 +19,7 @@ _EVENT_TYPES = {
     dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
     dg.DagsterEventType.ASSET_MATERIALIZATION,
     dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
     dg.DagsterEventType.STEP_FAILURE,
     dg.DagsterEventType.ASSET_CHECK_EVALUATION,
 }
@@ -84,6 +85,8 @@ class RunDigest:
     assets: list[AssetDigest]
     checks: list[CheckVerdict]
     step_errors: dict[str, StepError]  # by step key
+    step_seconds: dict[str, float] = field(default_factory=dict)  # by step key, from its start to its end
+    check_steps: frozenset[str] = frozenset()  # steps that evaluated checks and materialized nothing
 
     @property
     def partition(self) -> str | None:
@@ -129,7 +132,8 @@ def digest_run(instance: dg.DagsterInstance, run_id: str) -> RunDigest:
         raise LookupError(f"run {run_id} is not in this instance")
     run = record.dagster_run
     entries = instance.all_logs(run_id, of_type=_EVENT_TYPES)
-    assets, checks, step_errors = _read_events(run_id, entries)
+    steps = _StepTimes()
+    assets, checks, step_errors = _read_events(run_id, entries, steps)
     failure = None
     if run.status == dg.DagsterRunStatus.FAILURE:
         failures = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
@@ -145,14 +149,26 @@ def digest_run(instance: dg.DagsterInstance, run_id: str) -> RunDigest:
         assets=assets,
         checks=checks,
         step_errors=step_errors,
+        step_seconds=steps.seconds(),
+        check_steps=frozenset(steps.checking - steps.materializing),
     )
 
 
+@dataclass
+class _StepTimes:
+    started: dict[str, float] = field(default_factory=dict)
+    ended: dict[str, float] = field(default_factory=dict)
+    checking: set[str] = field(default_factory=set)
+    materializing: set[str] = field(default_factory=set)
+
+    def seconds(self) -> dict[str, float]:
+        return {key: max(0.0, self.ended[key] - started) for key, started in self.started.items() if key in self.ended}
+
+
 def _read_events(
-    run_id: str, entries: Iterable[dg.EventLogEntry]
+    run_id: str, entries: Iterable[dg.EventLogEntry], steps: _StepTimes
 ) -> tuple[list[AssetDigest], list[CheckVerdict], dict[str, StepError]]:
     assets: dict[tuple[dg.AssetKey, str | None], AssetDigest] = {}
-    step_started: dict[str, float] = {}
     step_failed: dict[str, float] = {}
     step_errors: dict[str, StepError] = {}
     checks: list[CheckVerdict] = []
@@ -163,9 +179,11 @@ def _read_events(
         data = event.event_specific_data
         kind = event.event_type
         if kind == dg.DagsterEventType.STEP_START and event.step_key:
-            step_started[event.step_key] = entry.timestamp
+            steps.started[event.step_key] = entry.timestamp
+        elif kind == dg.DagsterEventType.STEP_SUCCESS and event.step_key:
+            steps.ended[event.step_key] = entry.timestamp
         elif kind == dg.DagsterEventType.STEP_FAILURE and event.step_key:
-            step_failed[event.step_key] = entry.timestamp
+            step_failed[event.step_key] = steps.ended[event.step_key] = entry.timestamp
             step_errors[event.step_key] = _step_error(event)
         elif kind == dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED and event.asset_key is not None:
             partition = getattr(data, "partition", None)
@@ -179,11 +197,13 @@ def _read_events(
             digest.step_key = digest.step_key or event.step_key
             digest.materialized = entry.timestamp
             digest.metadata = dict(materialization.metadata)
+            steps.materializing.add(event.step_key or "")
         elif kind == dg.DagsterEventType.ASSET_CHECK_EVALUATION and isinstance(data, dg.AssetCheckEvaluation):
             checks.append(CheckVerdict.from_dagster(data, run_id))
+            steps.checking.add(event.step_key or "")
     for digest in assets.values():
         if digest.step_key:
-            digest.started = step_started.get(digest.step_key)
+            digest.started = steps.started.get(digest.step_key)
             if digest.materialized is None and digest.step_key in step_failed:
                 digest.failed, digest.error = step_failed[digest.step_key], step_errors[digest.step_key].text
     return sorted(assets.values(), key=lambda a: (a.started or 0.0, a.asset)), checks, step_errors

@@ -14,6 +14,7 @@ import pandas as pd
 
 from dataops_assets.environments import Thresholds
 from dataops_assets.partitions import MONTHLY
+from dataops_assets.quality.projection import projected_check
 from dataops_assets.resources import ThresholdsResource
 
 FLIGHT_DAYS_CHECK = "every_day_has_flights"
@@ -150,28 +151,13 @@ def column_check(
     columns: Sequence[str],
     evaluate: Callable[[pd.DataFrame, str, Thresholds], dg.AssetCheckResult],
 ) -> dg.AssetChecksDefinition:
-    """A check of one partition of ``spec.asset`` that loads only ``columns`` of it through the I/O manager.
+    """A check of one partition of ``spec.asset`` that loads only ``columns`` of it through the I/O manager."""
 
-    Dagster's check decorators refuse input metadata (the I/O manager's ``columns``) on the checked asset itself,
-    since it is also their dependency; so the op is built as ``@multi_asset_check`` builds it, with that metadata.
-    """
-
-    @dg.op(
-        name=f"{spec.asset_key.to_python_identifier()}_{spec.name}",
-        ins={"data": dg.In(metadata={"columns": list(columns)})},
-        out={spec.get_python_identifier(): dg.Out(None, is_required=True)},
-    )
-    def _check(
-        context: dg.AssetCheckExecutionContext, data: pd.DataFrame, thresholds: ThresholdsResource
-    ) -> dg.AssetCheckResult:
+    def _evaluate(context: dg.AssetCheckExecutionContext, data: pd.DataFrame) -> dg.AssetCheckResult:
+        thresholds: ThresholdsResource = context.resources.thresholds
         return evaluate(data, context.partition_key, thresholds.thresholds)
 
-    return dg.AssetChecksDefinition.create(
-        keys_by_input_name={"data": spec.asset_key},
-        node_def=_check,
-        check_specs_by_output_name={spec.get_python_identifier(): spec},
-        can_subset=False,
-    )
+    return projected_check(spec, {"data": (spec.asset_key, columns)}, _evaluate, resources=["thresholds"])
 
 
 flight_days_check = column_check(

@@ -1,9 +1,9 @@
 """The Great Expectations to Dagster bridge: one blocking, partitioned asset check per suite file.
 
-``gx_asset_checks()`` gives the checks to add to the Definitions. Each check loads the checked asset's partition
-(and the staged reference tables its suite needs) through the IO manager, runs the suite with the environment's
-thresholds (``ThresholdsResource``) and Great Expectations (``GreatExpectationsResource``), and returns one
-``AssetCheckResult`` per partition:
+``gx_asset_checks()`` gives the checks to add to the Definitions. Each check loads, through the IO manager, the
+columns its suite judges of the checked asset's partition (and the key column of each staged reference table its
+suite needs), runs the suite with the environment's thresholds (``ThresholdsResource``) and Great Expectations
+(``GreatExpectationsResource``), and returns one ``AssetCheckResult`` per partition:
 
 - passed when every expectation passed, or failed only within its accepted exception (``accepted.py``: the
   known gaps of the data, declared in ``expectations/accepted_exceptions.yaml``);
@@ -34,9 +34,19 @@ from dataops_assets.quality.accepted import (
     load_accepted_exceptions,
     review,
 )
-from dataops_assets.quality.gx_suites import SUITES, SuiteFileError, SuiteSpec, load_suite, without_quarantine_rules
+from dataops_assets.quality.gx_suites import (
+    REFERENCE_VALUE_SETS,
+    SUITES,
+    SuiteFileError,
+    SuiteSpec,
+    columns_read,
+    load_suite,
+    without_quarantine_rules,
+)
 from dataops_assets.quality.gx_validation import ExpectationOutcome, ValidationOutcome, run_suite
+from dataops_assets.quality.projection import Inputs, projected_check
 from dataops_assets.resources import GreatExpectationsResource, ThresholdsResource
+from dataops_assets.storage import STORED_COLUMNS
 
 CHECK_NAME = "gx_suite"
 REFERENCE_LAYER = "staging"
@@ -57,34 +67,30 @@ def gx_asset_checks(
 def gx_asset_check(spec: SuiteSpec, accepted: AcceptedExceptions = NO_EXCEPTIONS) -> dg.AssetChecksDefinition:
     """A blocking check of ``spec.asset_key`` per monthly partition, running the suite in ``spec.path``.
 
-    A multi-asset check of one spec, because ``@asset_check`` wants a parameter per reference table while the
-    tables differ per suite; ``@multi_asset_check`` passes inputs without a parameter of their own as keywords.
+    It reads only the columns the suite's expectations judge (``columns_read``) and the key column of each reference
+    table (``REFERENCE_VALUE_SETS``); the table-shape expectations are judged on the stored table's columns.
     """
     asset_key = dg.AssetKey(list(spec.asset_key))
-    reference_keys = {table: dg.AssetKey([REFERENCE_LAYER, table]) for table in spec.references}
-
-    @dg.multi_asset_check(
-        name=f"{asset_key.to_python_identifier()}_{CHECK_NAME}",
-        specs=[
-            dg.AssetCheckSpec(
-                CHECK_NAME,
-                asset=asset_key,
-                additional_deps=list(reference_keys.values()),
-                blocking=True,
-                partitions_def=MONTHLY,
-                description=_check_description(spec, accepted.for_suite(spec.name)),
-                metadata={"suite_file": dg.MetadataValue.path(str(spec.path))},
-            )
-        ],
-        ins={"data": asset_key, **reference_keys},
+    references = {table: dg.AssetKey([REFERENCE_LAYER, table]) for table in spec.references}
+    check_spec = dg.AssetCheckSpec(
+        CHECK_NAME,
+        asset=asset_key,
+        additional_deps=list(references.values()),
+        blocking=True,
+        partitions_def=MONTHLY,
+        description=_check_description(spec, accepted.for_suite(spec.name)),
+        metadata={"suite_file": dg.MetadataValue.path(str(spec.path))},
     )
-    def _check(
-        context: dg.AssetCheckExecutionContext,
-        data: pd.DataFrame,
-        thresholds: ThresholdsResource,
-        great_expectations: GreatExpectationsResource,
-        **references: pd.DataFrame,
+    inputs: Inputs = {
+        "data": (asset_key, _columns_read(spec)),
+        **{table: (key, [REFERENCE_VALUE_SETS[table]]) for table, key in references.items()},
+    }
+
+    def _evaluate(
+        context: dg.AssetCheckExecutionContext, data: pd.DataFrame, **reference_frames: pd.DataFrame
     ) -> dg.AssetCheckResult:
+        great_expectations: GreatExpectationsResource = context.resources.great_expectations
+        thresholds: ThresholdsResource = context.resources.thresholds
         try:
             outcome = run_suite(
                 spec,
@@ -92,8 +98,9 @@ def gx_asset_check(spec: SuiteSpec, accepted: AcceptedExceptions = NO_EXCEPTIONS
                 context.partition_key,  # one month per run: the assets allow no backfill of a range in one run
                 great_expectations=great_expectations,
                 thresholds=thresholds.thresholds,
-                references=references,
+                references=reference_frames,
                 extra_meta={"dagster_run_id": context.run.run_id},
+                stored_columns=data.attrs.get(STORED_COLUMNS),
             )
             result = check_result(outcome, great_expectations.data_docs_index, accepted)
         except Exception as error:  # a bug of the bridge itself: still a failed result, never a missing one
@@ -110,7 +117,21 @@ def gx_asset_check(spec: SuiteSpec, accepted: AcceptedExceptions = NO_EXCEPTIONS
         log(result.description or "")
         return result
 
-    return _check
+    return projected_check(
+        check_spec,
+        inputs,
+        _evaluate,
+        resources=["great_expectations", "thresholds"],
+        name=f"{asset_key.to_python_identifier()}_{CHECK_NAME}",
+    )
+
+
+def _columns_read(spec: SuiteSpec) -> list[str] | None:
+    """The columns the check loads; all of them when the suite file cannot be read (the check then reports why)."""
+    try:
+        return columns_read(load_suite(spec.path), spec.key_columns)
+    except SuiteFileError:
+        return None
 
 
 def _check_description(spec: SuiteSpec, exceptions: dict[str, AcceptedException]) -> str:

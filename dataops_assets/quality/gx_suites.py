@@ -20,7 +20,7 @@ from __future__ import annotations
 import calendar
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,6 +164,51 @@ def is_quarantine_rule(expectation: dict[str, Any]) -> bool:
 def without_quarantine_rules(suite: dict[str, Any]) -> dict[str, Any]:
     """The suite minus its quarantine-marked expectations: those the staging step enforces row by row."""
     return {**suite, "expectations": [e for e in suite["expectations"] if not is_quarantine_rule(e)]}
+
+
+# Expectations on the table's column set: judged against the stored table's columns, not the columns read.
+TABLE_SHAPE_TYPES = frozenset(
+    {
+        "expect_table_columns_to_match_set",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_column_count_to_equal",
+        "expect_table_column_count_to_be_between",
+        "expect_column_to_exist",
+    }
+)
+_COLUMN_KWARGS = ("column", "column_A", "column_B")
+
+
+def is_table_shape(expectation: Mapping[str, Any]) -> bool:
+    return expectation.get("type") in TABLE_SHAPE_TYPES
+
+
+def columns_read(suite: Mapping[str, Any], key_columns: Sequence[str] = ()) -> list[str] | None:
+    """The columns the suite's GX-evaluated expectations read (key columns first), so the check loads only those;
+    None when an expectation's columns cannot be known (a row_condition written as a query string)."""
+    columns = dict.fromkeys(key_columns)
+    for expectation in without_quarantine_rules(dict(suite))["expectations"]:
+        if is_table_shape(expectation):
+            continue
+        kwargs = expectation.get("kwargs") or {}
+        if isinstance(kwargs.get("row_condition"), str):
+            return None
+        named = [kwargs[key] for key in _COLUMN_KWARGS if isinstance(kwargs.get(key), str)]
+        named += list(kwargs.get("column_list") or [])
+        named += _condition_columns(kwargs.get("row_condition"))
+        columns.update(dict.fromkeys(named))
+    return list(columns)
+
+
+def _condition_columns(condition: Any) -> list[str]:
+    """Column names inside a structured row_condition (``{"column": {"name": ...}}``, nested conditions)."""
+    if isinstance(condition, Mapping):
+        column = condition.get("column")
+        found = [str(column["name"])] if isinstance(column, Mapping) and "name" in column else []
+        return found + [name for value in condition.values() for name in _condition_columns(value)]
+    if isinstance(condition, list):
+        return [name for item in condition for name in _condition_columns(item)]
+    return []
 
 
 def quarantine_rules(spec: SuiteSpec, thresholds: Thresholds, partition_key: str) -> RowExpectations:
