@@ -198,7 +198,12 @@ def test_a_killed_run_process_is_marked_failed_and_the_queued_month_still_runs(t
     assert (runs[month], runs[other]) == (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.SUCCESS)
     out = command.stdout()
     assert f"dev {month} FAILED" in out and f"dev {other} ok" in out
-    assert f"error Run execution process for {victim.run_id} was terminated by signal 9 (SIGKILL)." in out
+    # whichever saw the death first explains it: the code server (the exit signal) or run monitoring (the pid)
+    reasons = (
+        f"error Run execution process for {victim.run_id} was terminated by signal 9 (SIGKILL).",
+        f"the run's process (pid {worker.pid}) is gone without ending the run",
+    )
+    assert any(reason in out for reason in reasons), out
 
 
 def _dead_pid() -> int:

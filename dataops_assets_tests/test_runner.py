@@ -51,6 +51,10 @@ def test_months_run_at_once_through_the_queue_after_the_reference_tables(
     assert sorted(outcome.partition for outcome in outcomes[1:]) == list(MONTHS)
     assert all(outcome.success for outcome in outcomes), [o.errors for o in outcomes]
     assert all(outcome.checks for outcome in outcomes[1:])  # each month's checks ran in its run
+    first_gx = [c for o in outcomes[1:] for c in o.checks if (c.asset, c.check) == ("staging/flights", "gx_suite")]
+    assert len(first_gx) == len(MONTHS)
+    # forked from the code server's preloaded parent (run_processes): no run imported GX itself
+    assert all(check.metadata["gx_already_imported"] == "True" for check in first_gx)
     with open_instance(environment) as instance:
         [backfill] = instance.get_backfills()
         months = instance.get_run_records(dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id}))

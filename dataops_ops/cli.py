@@ -322,13 +322,11 @@ def ui(settings: Settings, args: argparse.Namespace) -> int:
 
 def ui_command(port: int) -> tuple[list[str], dict[str, str]]:
     """``dg dev`` (the project of ``[tool.dg]`` in pyproject.toml) on 127.0.0.1, and the environment it needs."""
-    from dataops_ops import dagster_fixes
+    from dataops_ops.run_processes import with_dagster_site
 
     dg = str(Path(sys.executable).with_name("dg"))  # the one installed beside this interpreter
-    site = str(Path(dagster_fixes.__file__).with_name("webserver_site"))  # the partition-paging fix, in every process
-    python_path = os.pathsep.join(p for p in (site, os.environ.get("PYTHONPATH", "")) if p)
     # dg compares the active venv with the project's: it is this interpreter's
-    env = {**os.environ, "PYTHONPATH": python_path, "VIRTUAL_ENV": str(Path(sys.executable).parent.parent)}
+    env = with_dagster_site({**os.environ, "VIRTUAL_ENV": str(Path(sys.executable).parent.parent)})
     return [dg, "dev", "-h", "127.0.0.1", "-p", str(port)], env
 
 

@@ -1,4 +1,4 @@
-"""A fix for one Dagster bug the UI shows, applied in the processes ``dataops ui`` starts (see ``webserver_site``).
+"""A fix for one Dagster bug the UI shows, applied in the processes ``dataops ui`` starts (see ``dagster_site``).
 
 Dagster 1.13.27 pages the partition keys of a time-window partitions definition newest first from *now*, and
 ignores the definition's ``end_date`` (``TimeWindowPartitionsDefinition.get_paginated_partition_keys`` with
@@ -6,7 +6,7 @@ ignores the definition's ``end_date`` (``TimeWindowPartitionsDefinition.get_pagi
 for the newest keys this way, get months after 2013 that do not exist, and plot nothing. The fix starts that
 paging at the definition's end instead, when the end is in the past; anything else is passed through unchanged.
 
-Remove this module, ``webserver_site`` and the ``PYTHONPATH`` line of ``dataops ui`` once
+Remove this module and its line in ``dagster_site/sitecustomize.py`` once
 ``test_dagster_fixes.test_dagster_still_pages_from_now`` fails: Dagster then pages from its end itself.
 """
 

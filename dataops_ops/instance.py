@@ -20,6 +20,7 @@ from filelock import FileLock, Timeout
 from dataops_assets.environments import Settings
 from dataops_assets.files import exclusive_folder_lock, write_atomic
 from dataops_ops.processes import start_detached, stop_pid_file
+from dataops_ops.run_processes import with_dagster_site
 
 # Written (and rewritten) by dataops while this line heads the file; remove it to keep a hand-made dagster.yaml.
 _MARKER = "# written by dataops: edit freely after removing this line"
@@ -119,7 +120,7 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance) -> Iterator
         [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(workspace)],
         log_file=settings.dagster_home / "daemon.log",
         cwd=settings.dagster_home,
-        env={**os.environ, "DAGSTER_HOME": str(settings.dagster_home)},
+        env=with_dagster_site({**os.environ, "DAGSTER_HOME": str(settings.dagster_home)}),
         pid_file=pid_file,
     )
     try:

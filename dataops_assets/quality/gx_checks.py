@@ -196,6 +196,7 @@ def result_metadata(reviewed: Review, data_docs_index: Path) -> dict[str, Any]:
         "success_percent": dg.MetadataValue.float(round(outcome.success_percent, 4)),
         "validation_seconds": dg.MetadataValue.float(round(outcome.seconds, 3)),
         "gx_setup_seconds": dg.MetadataValue.float(round(outcome.setup_seconds, 3)),
+        "gx_already_imported": dg.MetadataValue.bool(outcome.gx_already_imported),
         "data_docs": dg.MetadataValue.path(str(data_docs_index)),
     }
     if outcome.result_path is not None and outcome.result_json is not None:

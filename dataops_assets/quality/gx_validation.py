@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -78,6 +79,7 @@ class ValidationOutcome:
     error: str | None = None  # set when the suite could not run at all
     seconds: float = 0.0  # the validation itself
     setup_seconds: float = 0.0  # importing GX and creating the context, on the first validation of a run
+    gx_already_imported: bool = False  # the run process had imported GX before (a forked run, or an earlier check)
     result_json: dict[str, Any] | None = field(default=None, repr=False)
     result_path: Path | None = None
     notes: tuple[str, ...] = ()
@@ -163,6 +165,7 @@ def validate_frame(
 
     ``stored_columns``: the table's columns when ``frame`` holds only some of them (see ``_batches``)."""
     name = str(suite.get("name") or "suite")
+    already_imported = "great_expectations" in sys.modules
     started = time.perf_counter()
     try:
         great_expectations.context  # noqa: B018 - the first use in a run imports GX: timed apart from the validation
@@ -194,6 +197,7 @@ def validate_frame(
             error=f"the suite could not run: {type(error).__name__}: {error}",
             seconds=time.perf_counter() - started,
             setup_seconds=setup_seconds,
+            gx_already_imported=already_imported,
         )
     outcome = ValidationOutcome(
         suite=name,
@@ -202,6 +206,7 @@ def validate_frame(
         expectations=expectations,
         seconds=time.perf_counter() - started,
         setup_seconds=setup_seconds,
+        gx_already_imported=already_imported,
     )
     result_json["meta"]["dataops"] = {
         "partition": partition,
