@@ -28,6 +28,7 @@ from dataops_assets_tests.fixtures.observability import (
     tiny_landed_settings,
 )
 from dataops_assets_tests.fixtures.pipeline import materialize_partition
+from dataops_assets_tests.fixtures.processes import interruptible
 from dataops_ops.metrics import run_metrics
 
 EMPTY_MONTH = "2013-02"  # nothing landed: the raw steps' blocking file checks fail the run
@@ -171,14 +172,21 @@ def test_serve_exposes_the_metrics_on_localhost_until_interrupted(ran: Ran) -> N
     port = _free_port()
     env = {**os.environ, ENV_VAR: "dev", DATA_ROOT_VAR: str(ran.settings.data_root)}
     command = [sys.executable, "-m", "dataops_ops.cli", "metrics", "--serve", str(port)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=interruptible,  # noqa: PLW1509 - the child starts no thread before exec
+    )
     try:
         samples = parse(_scrape(f"http://127.0.0.1:{port}/metrics", server))
         job = ran.good.dagster_run.job_name
         assert samples[("dataops_runs_total", labels(job=job, status="SUCCESS"))] == 1
         assert samples[("dataops_runs_total", labels(job=job, status="FAILURE"))] == 1
         server.send_signal(signal.SIGINT)  # Ctrl-C: the exporter shuts its server down and exits
-        output, _ = server.communicate(timeout=30)  # a bound, not a speed test: shared CI machines are slow
+        output, _ = server.communicate(timeout=10)
         assert server.returncode == 0, output
         assert f"serving metrics on http://127.0.0.1:{port}/metrics" in output
     finally:

@@ -31,6 +31,7 @@ from dataops_assets.environments import DATA_ROOT_VAR, ENV_VAR, THRESHOLDS_VAR
 from dataops_assets_tests.fixtures.landing import ship_as_is
 from dataops_assets_tests.fixtures.observability import TINY_BOUNDS, TINY_MONTH, tiny_landed_settings
 from dataops_assets_tests.fixtures.pipeline import materialize_partition
+from dataops_assets_tests.fixtures.processes import interruptible
 from dataops_ops import processes
 from dataops_ops.instance import prepare_dagster_home
 
@@ -81,12 +82,6 @@ def _wait_for_location(url: str, pid: int, timeout_s: float = 120) -> None:
     raise AssertionError(f"the code location did not load within {timeout_s:.0f}s")
 
 
-def _interruptible() -> None:
-    """In the child: Ctrl-C as default, even under a shell that ignores it for background jobs (dg dev stops on
-    SIGINT and ignores SIGTERM)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _stop(pid: int) -> None:
     """Ctrl-C for dg dev (it stops its webserver, daemon and code server), then the group by force if it stays."""
     with contextlib.suppress(ProcessLookupError):
@@ -121,7 +116,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with log.open("w") as out:
         process = subprocess.Popen(
             [dataops, "ui", "--port", str(port)], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_interruptible,  # noqa: PLW1509 (no thread runs yet)
+            start_new_session=True, preexec_fn=interruptible,  # noqa: PLW1509 (no thread runs yet); dg dev stops on SIGINT, not SIGTERM
         )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
