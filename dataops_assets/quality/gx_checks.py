@@ -72,17 +72,19 @@ def gx_asset_check(spec: SuiteSpec, accepted: AcceptedExceptions = NO_EXCEPTIONS
     """
     asset_key = dg.AssetKey(list(spec.asset_key))
     references = {table: dg.AssetKey([REFERENCE_LAYER, table]) for table in spec.references}
+    suite = _suite_or_error(spec)
     check_spec = dg.AssetCheckSpec(
         CHECK_NAME,
         asset=asset_key,
         additional_deps=list(references.values()),
         blocking=True,
         partitions_def=MONTHLY,
-        description=_check_description(spec, accepted.for_suite(spec.name)),
+        description=_check_description(spec, suite, accepted.for_suite(spec.name)),
         metadata={"suite_file": dg.MetadataValue.path(str(spec.path))},
     )
     inputs: Inputs = {
-        "data": (asset_key, _columns_read(spec)),
+        # every column when the suite file cannot be read: the check then reports why
+        "data": (asset_key, None if isinstance(suite, SuiteFileError) else columns_read(suite, spec.key_columns)),
         **{table: (key, [REFERENCE_VALUE_SETS[table]]) for table, key in references.items()},
     }
 
@@ -117,28 +119,22 @@ def gx_asset_check(spec: SuiteSpec, accepted: AcceptedExceptions = NO_EXCEPTIONS
         log(result.description or "")
         return result
 
-    return projected_check(
-        check_spec,
-        inputs,
-        _evaluate,
-        resources=["great_expectations", "thresholds"],
-        name=f"{asset_key.to_python_identifier()}_{CHECK_NAME}",
-    )
+    return projected_check(check_spec, inputs, _evaluate, resources=["great_expectations", "thresholds"])
 
 
-def _columns_read(spec: SuiteSpec) -> list[str] | None:
-    """The columns the check loads; all of them when the suite file cannot be read (the check then reports why)."""
+def _suite_or_error(spec: SuiteSpec) -> dict[str, Any] | SuiteFileError:
+    """The suite, read once when the definitions load, or why it cannot be read (each run reads it again)."""
     try:
-        return columns_read(load_suite(spec.path), spec.key_columns)
-    except SuiteFileError:
-        return None
-
-
-def _check_description(spec: SuiteSpec, exceptions: dict[str, AcceptedException]) -> str:
-    try:
-        suite = load_suite(spec.path)
+        return load_suite(spec.path)
     except SuiteFileError as error:
-        return f"Great Expectations suite {spec.name}: {error}"
+        return error
+
+
+def _check_description(
+    spec: SuiteSpec, suite: dict[str, Any] | SuiteFileError, exceptions: dict[str, AcceptedException]
+) -> str:
+    if isinstance(suite, SuiteFileError):
+        return f"Great Expectations suite {spec.name}: {suite}"
     evaluated = without_quarantine_rules(suite)["expectations"]
     severities = [e["severity"] for e in evaluated]
     text = (

@@ -176,7 +176,12 @@ TABLE_SHAPE_TYPES = frozenset(
         "expect_column_to_exist",
     }
 )
-_COLUMN_KWARGS = ("column", "column_A", "column_B")
+
+
+def expectation_columns(kwargs: Mapping[str, Any]) -> list[str]:
+    """The columns an expectation judges: ``column``, ``column_list`` or ``column_A`` and ``column_B``."""
+    named = [kwargs.get("column"), *(kwargs.get("column_list") or []), kwargs.get("column_A"), kwargs.get("column_B")]
+    return [str(column) for column in named if column]
 
 
 def is_table_shape(expectation: Mapping[str, Any]) -> bool:
@@ -193,10 +198,7 @@ def columns_read(suite: Mapping[str, Any], key_columns: Sequence[str] = ()) -> l
         kwargs = expectation.get("kwargs") or {}
         if isinstance(kwargs.get("row_condition"), str):
             return None
-        named = [kwargs[key] for key in _COLUMN_KWARGS if isinstance(kwargs.get(key), str)]
-        named += list(kwargs.get("column_list") or [])
-        named += _condition_columns(kwargs.get("row_condition"))
-        columns.update(dict.fromkeys(named))
+        columns.update(dict.fromkeys([*expectation_columns(kwargs), *_condition_columns(kwargs.get("row_condition"))]))
     return list(columns)
 
 

@@ -29,6 +29,7 @@ from dataops_assets.environments import Thresholds
 from dataops_assets.files import write_atomic
 from dataops_assets.quality.gx_suites import (
     SuiteSpec,
+    expectation_columns,
     is_quarantine_rule,
     is_table_shape,
     load_suite,
@@ -321,13 +322,7 @@ def _name_offending_rows(result: Any, frame: pd.DataFrame, key_columns: Sequence
         labels = details.get("unexpected_index_list")
         if not labels or isinstance(labels[0], Mapping):
             continue
-        kwargs = expectation.expectation_config.kwargs
-        checked = [
-            kwargs.get("column"),
-            *(kwargs.get("column_list") or []),
-            kwargs.get("column_A"),
-            kwargs.get("column_B"),
-        ]
+        checked = expectation_columns(expectation.expectation_config.kwargs)
         columns = list(dict.fromkeys([*key_columns, *(c for c in checked if c in frame.columns)]))
         details["unexpected_index_list"] = frame.loc[labels, columns].to_dict("records")
         details["unexpected_index_column_names"] = list(key_columns)
@@ -358,13 +353,7 @@ def _expectation_outcome(result: Any, key_columns: Sequence[str]) -> Expectation
 
 
 def _column_of(kwargs: Mapping[str, Any]) -> str | None:
-    if kwargs.get("column"):
-        return str(kwargs["column"])
-    if kwargs.get("column_list"):
-        return ",".join(map(str, kwargs["column_list"]))
-    if kwargs.get("column_A"):
-        return f"{kwargs['column_A']},{kwargs['column_B']}"
-    return None
+    return ",".join(expectation_columns(kwargs)) or None
 
 
 def _exception_message(info: Any) -> str | None:

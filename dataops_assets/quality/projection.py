@@ -21,14 +21,13 @@ def projected_check(
     inputs: Inputs,
     evaluate: Callable[..., dg.AssetCheckResult],
     resources: Sequence[str] = (),
-    name: str | None = None,
 ) -> dg.AssetChecksDefinition:
     """The check ``spec``, computed by ``evaluate(context, **frames)`` from ``inputs`` read column by column.
 
     ``resources`` are the resource keys ``evaluate`` reads from ``context.resources``."""
 
     @dg.op(
-        name=name or f"{spec.asset_key.to_python_identifier()}_{spec.name}",
+        name=f"{spec.asset_key.to_python_identifier()}_{spec.name}",
         ins={input_name: _input(columns) for input_name, (_, columns) in inputs.items()},
         out={spec.get_python_identifier(): dg.Out(None, is_required=True)},
         required_resource_keys=set(resources),
