@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install run ui test test-fast lint bench build lock clean
+.PHONY: install system-packages run ui test test-fast lint bench build lock clean
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,10 @@ $(INSTALLED): requirements.lock pyproject.toml
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+## system-packages: the Debian packages the test tiers need (Chromium, PostgreSQL); stops at once without root
+system-packages:
+	.ci/system-packages
 
 ## run: land the source files and materialize every asset for all 12 months (DATAOPS_ENV, default dev)
 run: install
@@ -29,8 +33,8 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## test: lint, types, definitions, and every test (CI runs exactly this)
-test: lint
+## test: system packages, lint, types, definitions, and every test (CI runs exactly this)
+test: system-packages lint
 	$(BIN)/dg check defs
 	$(BIN)/pytest
 
