@@ -316,15 +316,36 @@ def test_a_corrupt_runs_db_is_one_line_naming_it_and_what_to_do(tmp_path: Path) 
     assert "file is not a database" in log.read_text()
 
 
+def _mount_namespaces() -> list[tuple[str, list[str]]]:
+    """The ways to a private mount namespace, best first: root needs no user namespace (which a kernel or AppArmor
+    may refuse: GitHub's ubuntu-24.04 runners do until ci.yml's sysctl); anyone else maps themselves to root in one."""
+    private = ["--mount", "--propagation", "private"]  # mounts made inside never show outside
+    ways = [("as an unprivileged user in a user namespace", ["unshare", "--map-root-user", *private])]
+    if os.geteuid() == 0:
+        ways.insert(0, ("as root", ["unshare", *private]))
+    return ways
+
+
 @pytest.fixture
-def namespace() -> list[str]:
-    """A private mount namespace (user namespaces), where a test may mount a small or read-only file system."""
+def namespace(tmp_path: Path) -> list[str]:
+    """A shell command prefix in a private mount namespace where a test may mount a small or read-only file system;
+    a skip names why no way could mount one."""
     if shutil.which("unshare") is None:
-        pytest.skip("no `unshare` on this machine: cannot mount a small or read-only file system without root")
-    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"user namespaces are not allowed here ({probe.stderr.strip()}): cannot mount file systems")
-    return ["unshare", "-rm", "sh", "-c"]
+        pytest.skip("no `unshare` (util-linux) on this machine: cannot mount a small or read-only file system")
+    probe = tmp_path / "mount-probe"
+    probe.mkdir()
+    refusals = []
+    for way, command in _mount_namespaces():
+        mounted = subprocess.run(
+            [*command, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(probe)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if mounted.returncode == 0:
+            return [*command, "sh", "-c"]
+        refusals.append(f"{way}: {mounted.stderr.strip() or f'exit code {mounted.returncode}'}")
+    pytest.skip(f"cannot mount a small or read-only file system in a private mount namespace ({'; '.join(refusals)})")
 
 
 def test_a_read_only_data_root_is_one_line_naming_it(tmp_path: Path, namespace: list[str]) -> None:
