@@ -1,7 +1,6 @@
-"""The code location image, short of building it (no container engine here): the Dockerfile passes hadolint, which
-proves it fails on a broken one; the image's artifact check, run as written in the Dockerfile, accepts a wheel that
-matches manifest.json and refuses one that does not; and the image serves the module and Python version the rest
-of the project uses."""
+"""The code location image, short of building it (no container engine here): the Dockerfile passes hadolint; the
+image's artifact check, run as written in the Dockerfile, accepts a wheel that matches manifest.json and refuses one
+that does not; and the image serves the module and Python version the rest of the project uses."""
 
 import hashlib
 import re
@@ -16,11 +15,6 @@ from dataops_ops.deploy.artifact import ArtifactFile, Manifest
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 BIN = Path(sys.executable).parent
-BROKEN = """\
-FROM python:latest
-RUN cd /tmp && pip install dagster
-USER dataops
-"""
 
 
 def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
@@ -32,16 +26,6 @@ def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
 def test_dockerfile_passes_hadolint() -> None:
     result = hadolint(DOCKERFILE)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.linters
-def test_hadolint_fails_on_a_broken_dockerfile(tmp_path: Path) -> None:
-    broken = tmp_path / "Dockerfile"
-    broken.write_text(BROKEN)
-    result = hadolint(broken)
-    assert result.returncode == 1
-    for rule in ("DL3007", "DL3003", "DL3013", "DL3042"):  # latest tag, cd, unpinned pip, pip cache
-        assert rule in result.stdout, result.stdout
 
 
 def _artifact_check_script() -> str:

@@ -30,10 +30,16 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def test_variable_names() -> None:
-    assert ENV_VAR == "DATAOPS_ENV"
-    assert DATA_ROOT_VAR == "DATAOPS_DATA_ROOT"
-    assert ENVIRONMENT_NAMES == ("dev", "stage", "prod")
+def test_the_documented_variables_select_the_environment_and_its_root(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The names the README, the Makefile and the deploy jobs set, spelled out: renaming one breaks them all."""
+    clean_env.setenv("DATAOPS_ENV", "stage")
+    clean_env.setenv("DATAOPS_DATA_ROOT", str(tmp_path))
+    settings = current_settings()
+    assert settings.name == "stage"
+    assert settings.sample_fraction == 1.0  # stage's whole months, not dev's tenth
+    assert settings.warehouse_path == tmp_path / "stage" / "warehouse.duckdb"
 
 
 @pytest.mark.parametrize(

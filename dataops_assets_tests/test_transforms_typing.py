@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from dataops_assets.transforms.typing import (
-    LINEAGE_COLUMNS,
     QUARANTINE_COLUMNS,
     RowRules,
     SchemaError,
@@ -231,7 +230,3 @@ def test_local_to_utc_shifts_the_spring_gap_forward_and_takes_daylight_time_for_
     utc = local_to_utc(local)
     assert utc.dt.tz is None
     assert utc.tolist() == [pd.Timestamp("2013-03-10 07:00"), pd.Timestamp("2013-11-03 05:30")]
-
-
-def test_lineage_columns_are_the_documented_three() -> None:
-    assert LINEAGE_COLUMNS == ("_partition_month", "_source_file", "_source_line")

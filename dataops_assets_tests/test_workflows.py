@@ -1,30 +1,23 @@
-"""The GitHub workflows pass actionlint and zizmor; each linter also proves it fails on a broken workflow."""
+"""The GitHub workflows pass actionlint and zizmor, and CD deploys only a commit whose CI tests passed."""
 
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]  # the lock has PyYAML, not its stubs
 
 ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / ".github" / "workflows"
 BIN = Path(sys.executable).parent
-BROKEN = """\
-on: pull_request_target
-jobs:
-  build:
-    runs-on: ubuntu-24.04
-    steps:
-      - uses: actions/checkout@v4
-        with:
-          ref: ${{ github.event.pull_request.head.sha }}
-      - run: echo "${{ github.event.pull_request.title }}"
-      - run: echo ${{ github.event.foo }
-"""
+# Job conditions that let a job run after a job it needs failed or was cancelled.
+RUNS_AFTER_A_FAILURE = ("always()", "failure()", "cancelled()")
 
 
-def lint(tool: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / tool), *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+def lint(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / tool), *args], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.mark.linters
@@ -40,26 +33,76 @@ def test_workflows_pass_zizmor() -> None:
     assert "No findings" in result.stdout + result.stderr
 
 
-@pytest.fixture
-def broken_repo(tmp_path: Path) -> Path:
-    workflow = tmp_path / ".github" / "workflows" / "broken.yml"
-    workflow.parent.mkdir(parents=True)
-    workflow.write_text(BROKEN)
-    return tmp_path
+Job = dict[str, Any]
 
 
-@pytest.mark.linters
-def test_actionlint_fails_on_a_broken_workflow(broken_repo: Path) -> None:
-    result = lint("actionlint", ".github/workflows/broken.yml", cwd=broken_repo)
-    assert result.returncode == 1  # 1: findings; 2 and 3 are usage and project errors
-    assert "broken.yml:10:" in result.stdout  # the unterminated expression
+def _jobs(workflow: str) -> dict[str, Job]:
+    return dict(yaml.safe_load((WORKFLOWS / workflow).read_text())["jobs"])
 
 
-@pytest.mark.linters
-def test_zizmor_fails_on_an_unpinned_injectable_workflow(broken_repo: Path) -> None:
-    result = lint("zizmor", "--offline", ".github/", cwd=broken_repo)
-    assert result.returncode != 0
-    assert "template-injection" in result.stdout + result.stderr
+def _runs(job: Job, command: str) -> bool:
+    return any(command in step.get("run", "") for step in job.get("steps", []))
+
+
+def _needs(job: Job) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+def _needed(jobs: dict[str, Job], name: str) -> set[str]:
+    """Every job ``name`` waits for, directly or through the jobs it needs."""
+    found: set[str] = set()
+    pending = _needs(jobs[name])
+    while pending:
+        needed = pending.pop()
+        if needed not in found:
+            found.add(needed)
+            pending.extend(_needs(jobs[needed]))
+    return found
+
+
+def _steps_without_pip_cache(job: Job) -> list[dict[str, Any]]:
+    """The job's steps, leaving out setup-python's pip cache, which a release workflow does without."""
+    cache_inputs = ("cache", "cache-dependency-path")
+    return [
+        {**step, "with": {k: v for k, v in step["with"].items() if k not in cache_inputs}} if "with" in step else step
+        for step in job.get("steps", [])
+    ]
+
+
+def _runs_when_a_needed_job_failed(job: Job) -> bool:
+    return any(call in str(job.get("if", "")) for call in RUNS_AFTER_A_FAILURE)
+
+
+def _passes_when_a_step_failed(job: Job) -> bool:
+    return job.get("continue-on-error") is True or any(s.get("continue-on-error") is True for s in job["steps"])
+
+
+def test_no_deploy_job_runs_unless_ci_tests_passed() -> None:
+    """Each job that runs ``dataops deploy`` needs, directly or not, a job that is ci.yml's test job, and neither
+    it nor any job on the way runs or passes after a failure."""
+    [ci_tests] = [job for job in _jobs("ci.yml").values() if _runs(job, "make test")]
+    cd = _jobs("cd.yml")
+    gates = {name for name, job in cd.items() if _steps_without_pip_cache(job) == _steps_without_pip_cache(ci_tests)}
+    deploys = [name for name, job in cd.items() if _runs(job, "dataops deploy")]
+    assert deploys, "cd.yml no longer runs dataops deploy"
+    assert gates, "no job of cd.yml runs the steps of ci.yml's test job"
+    for deploy in deploys:
+        chain = {deploy} | _needed(cd, deploy)
+        assert gates & chain, f"{deploy} does not wait for the tests"
+        unconditional = [name for name in chain if _runs_when_a_needed_job_failed(cd[name])]
+        assert not unconditional, f"{unconditional} run even when a job they need failed"
+    forgiving = [gate for gate in gates if _passes_when_a_step_failed(cd[gate])]
+    assert not forgiving, f"{forgiving} pass even when the tests fail"
+
+
+def test_every_cd_job_checks_out_the_pushed_commit() -> None:
+    """So the tests, the build and the deploys are of one commit: no checkout of this repository names a ref."""
+    for name, job in _jobs("cd.yml").items():
+        for step in job["steps"]:
+            inputs = step.get("with", {})
+            if step.get("uses", "").startswith("actions/checkout@") and "repository" not in inputs:
+                assert "ref" not in inputs, f"{name} checks out {inputs['ref']}, not the pushed commit"
 
 
 def test_ci_checks_lineage_against_the_spec_of_the_locked_openlineage_client() -> None:
