@@ -61,13 +61,7 @@ def _needed(jobs: dict[str, Job], name: str) -> set[str]:
     return found
 
 
-def _steps_without_pip_cache(job: Job) -> list[dict[str, Any]]:
-    """The job's steps, leaving out setup-python's pip cache, which a release workflow does without."""
-    cache_inputs = ("cache", "cache-dependency-path")
-    return [
-        {**step, "with": {k: v for k, v in step["with"].items() if k not in cache_inputs}} if "with" in step else step
-        for step in job.get("steps", [])
-    ]
+TESTS = "$/.github/workflows/test.yml"  # the reusable workflow of the tests, called by ci.yml and cd.yml
 
 
 def _runs_when_a_needed_job_failed(job: Job) -> bool:
@@ -78,28 +72,36 @@ def _passes_when_a_step_failed(job: Job) -> bool:
     return job.get("continue-on-error") is True or any(s.get("continue-on-error") is True for s in job["steps"])
 
 
-def test_no_deploy_job_runs_unless_ci_tests_passed() -> None:
-    """Each job that runs ``dataops deploy`` needs, directly or not, a job that is ci.yml's test job, and neither
-    it nor any job on the way runs or passes after a failure."""
-    [ci_tests] = [job for job in _jobs("ci.yml").values() if _runs(job, "make test")]
+def test_the_reusable_tests_run_make_test_and_fail_when_it_fails() -> None:
+    jobs = _jobs("test.yml")
+    assert [name for name, job in jobs.items() if _runs(job, "make test")], "test.yml does not run make test"
+    forgiving = [name for name, job in jobs.items() if _passes_when_a_step_failed(job)]
+    assert not forgiving, f"{forgiving} pass even when the tests fail"
+
+
+def test_ci_runs_the_reusable_tests() -> None:
+    assert [name for name, job in _jobs("ci.yml").items() if job.get("uses") == TESTS]
+
+
+def test_no_deploy_job_runs_unless_the_tests_passed() -> None:
+    """Each job that runs ``dataops deploy`` needs, directly or not, the reusable tests of the same commit, and
+    no job on the way runs after a failure."""
     cd = _jobs("cd.yml")
-    gates = {name for name, job in cd.items() if _steps_without_pip_cache(job) == _steps_without_pip_cache(ci_tests)}
+    gates = {name for name, job in cd.items() if job.get("uses") == TESTS}
     deploys = [name for name, job in cd.items() if _runs(job, "dataops deploy")]
     assert deploys, "cd.yml no longer runs dataops deploy"
-    assert gates, "no job of cd.yml runs the steps of ci.yml's test job"
+    assert gates, "no job of cd.yml runs the tests"
     for deploy in deploys:
         chain = {deploy} | _needed(cd, deploy)
         assert gates & chain, f"{deploy} does not wait for the tests"
         unconditional = [name for name in chain if _runs_when_a_needed_job_failed(cd[name])]
         assert not unconditional, f"{unconditional} run even when a job they need failed"
-    forgiving = [gate for gate in gates if _passes_when_a_step_failed(cd[gate])]
-    assert not forgiving, f"{forgiving} pass even when the tests fail"
 
 
 def test_every_cd_job_checks_out_the_pushed_commit() -> None:
     """So the tests, the build and the deploys are of one commit: no checkout of this repository names a ref."""
-    for name, job in _jobs("cd.yml").items():
-        for step in job["steps"]:
+    for name, job in (_jobs("cd.yml") | _jobs("test.yml")).items():
+        for step in job.get("steps", []):
             inputs = step.get("with", {})
             if step.get("uses", "").startswith("actions/checkout@") and "repository" not in inputs:
                 assert "ref" not in inputs, f"{name} checks out {inputs['ref']}, not the pushed commit"
@@ -109,8 +111,8 @@ def test_ci_checks_lineage_against_the_spec_of_the_locked_openlineage_client() -
     """CI's copy of the official OpenLineage spec is the release the locked client was generated from."""
     locked = re.search(r"^openlineage-python==(\S+)", (ROOT / "requirements.lock").read_text(), re.MULTILINE)
     assert locked is not None
-    ci = (ROOT / ".github" / "workflows" / "ci.yml").read_text()
+    ci = (WORKFLOWS / "test.yml").read_text()
     checkout = re.search(r"repository: OpenLineage/OpenLineage\n\s+ref: (\S+)", ci)
-    assert checkout is not None, "ci.yml no longer checks out the OpenLineage spec"
+    assert checkout is not None, "test.yml no longer checks out the OpenLineage spec"
     assert checkout.group(1) == locked.group(1)
     assert "OPENLINEAGE_SPEC_DIR:" in ci
