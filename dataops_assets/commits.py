@@ -9,7 +9,7 @@ the name of the file that holds the commit, read through delta-rs's own object s
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,9 +78,23 @@ def find_commit_after(
     Commit files are read by name, one version after another, not listed: a commit just made is found even where
     a listing of the log would not show it yet, and no other writer's commit can be taken for it.
     """
-    version = after + 1
-    while (commit := read_commit(uri, version, storage_options)) is not None:
+    for commit in _commits_from(uri, after + 1, storage_options):
         if commit.carries(metadata):
-            return version
-        version += 1
+            return commit.version
     raise CommitNotFoundError(f"{uri}: no commit after version {after} carries {dict(metadata)}")
+
+
+def last_commit_after(
+    uri: str, after: int, metadata: Mapping[str, str], storage_options: Mapping[str, str] | None = None
+) -> int | None:
+    """The version of the newest commit after version ``after`` that carries ``metadata`` (read by name); None
+    when there is none."""
+    found = [c.version for c in _commits_from(uri, after + 1, storage_options) if c.carries(metadata)]
+    return found[-1] if found else None
+
+
+def _commits_from(uri: str, version: int, storage_options: Mapping[str, str] | None) -> Iterator[Commit]:
+    """Commit ``version``, then each next one, until a version has no commit file."""
+    while (commit := read_commit(uri, version, storage_options)) is not None:
+        yield commit
+        version += 1

@@ -100,8 +100,8 @@ def _recorded_versions(result: dg.ExecuteInProcessResult) -> dict[str, tuple[str
     for materialization in result.get_asset_materialization_events():
         metadata = materialization.materialization.metadata
         if "delta_version" in metadata and "dagster/partition_row_count" in metadata:
-            uri = str(metadata["dagster/uri"].value)
-            recorded[materialization.asset_key.to_user_string()] = (uri, int(metadata["delta_version"].value))  # type: ignore[arg-type]
+            key, uri = str(materialization.asset_key), str(metadata["dagster/uri"].value)
+            recorded[key] = (uri, int(metadata["delta_version"].value))  # type: ignore[arg-type]
     return recorded
 
 
