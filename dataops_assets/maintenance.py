@@ -4,6 +4,7 @@ Every monthly write adds files and leaves the replaced ones behind for time trav
 ``restore``); this job bounds both. Versions younger than the retention stay restorable; older ones do not.
 """
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,9 @@ import dagster as dg
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 
+from dataops_assets.commits import last_commit_after
 from dataops_assets.environments import Settings
+from dataops_assets.storage import WRITE_ID
 
 RETENTION_HOURS = 7 * 24
 
@@ -21,8 +24,10 @@ class MaintenanceConfig(dg.Config):
 
 
 def maintain_table(table: DeltaTable, retention_hours: int, run_id: str) -> dict[str, Any]:
-    """Compact, then vacuum one table; what was done, as metadata."""
-    commit = CommitProperties(custom_metadata={"dagster_run_id": run_id})
+    """Compact, then vacuum one table; what was done, as metadata (its version: the last commit of this work, or
+    the version it found when there was nothing to do)."""
+    before, own = table.version(), {"dagster_run_id": run_id, WRITE_ID: uuid.uuid4().hex}
+    commit = CommitProperties(custom_metadata=own)
     compacted = table.optimize.compact(commit_properties=commit)
     vacuumed = table.vacuum(
         retention_hours=retention_hours, enforce_retention_duration=False, dry_run=False, commit_properties=commit
@@ -33,7 +38,7 @@ def maintain_table(table: DeltaTable, retention_hours: int, run_id: str) -> dict
         "partitions_compacted": compacted["partitionsOptimized"],
         "files_vacuumed": len(vacuumed),
         "retention_hours": retention_hours,
-        "delta_version": table.version(),
+        "delta_version": last_commit_after(table.table_uri, before, own) or before,
     }
 
 

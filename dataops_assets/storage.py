@@ -8,8 +8,9 @@ What this adds to the library's I/O manager:
   commit that loses a race (another month's writer, or the table's first creation) is retried, so months can be
   written by parallel runs;
 - a column that is empty in a month takes the table's type, and a monthly table refuses a frame with other columns;
-- each commit records the Dagster run and partition (``dataops history``), each materialization the table's rows,
-  the month's rows and the column schema as stored;
+- each commit records the Dagster run, the partition and a write id (``dataops history``); each materialization
+  records the version of its own commit (``delta_version``, found by the write id, never by reopening the table),
+  and the table's rows, the month's rows and the column schema at that version;
 - an input that asks for some columns (``dg.In(metadata={"columns": [...]})``) reads those the table has, and the
   frame's ``attrs[STORED_COLUMNS]`` names every stored column, so a check reading a few columns can still judge
   the table's schema (and name a column that is missing instead of failing to load).
@@ -20,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any, Literal, cast
 
@@ -35,9 +37,12 @@ from dagster_deltalake_pandas import DeltaLakePandasIOManager, DeltaLakePandasTy
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
+from dataops_assets.commits import find_commit_after
+
 PARTITION_COLUMN = "partition_month"
 STORED_COLUMNS = "stored_columns"  # key in DataFrame.attrs of a projected read: the table's columns
 COMMIT_ATTEMPTS = 8
+WRITE_ID = "dagster_write_id"  # commit metadata key: one id per write, so the write finds its own commit
 
 
 class SchemaDriftError(RuntimeError):
@@ -54,7 +59,7 @@ class LakeTypeHandler(DeltaLakePandasTypeHandler):
         data = pa.Table.from_pandas(obj, preserve_index=False)
         if month is not None:
             data = data.append_column(PARTITION_COLUMN, pa.array([month] * len(data), pa.date32()))
-        commit = CommitProperties(custom_metadata=_commit_metadata(context.run_id, context))
+        commit = _commit_metadata(context.run_id, context)
         table = _write(connection, data, month, commit, f"{table_slice.schema}.{table_slice.table}")
         context.add_output_metadata(_table_metadata(table, table_slice, connection, len(obj)))
 
@@ -98,16 +103,21 @@ def _slice_month(table_slice: TableSlice) -> dt.date | None:
 
 
 def _commit_metadata(run_id: str, context: dg.OutputContext) -> dict[str, str]:
-    metadata = {"dagster_run_id": run_id}
+    # the write id tells this write's commit from every other, the same run's retries of the step included
+    metadata = {"dagster_run_id": run_id, WRITE_ID: uuid.uuid4().hex}
     if context.has_asset_partitions:
         metadata["partition"] = context.asset_partition_key
     return metadata
 
 
 def _write(
-    connection: TableConnection, data: pa.Table, month: dt.date | None, commit: CommitProperties, name: str
+    connection: TableConnection, data: pa.Table, month: dt.date | None, commit: dict[str, str], name: str
 ) -> DeltaTable:
-    """One commit replacing the month (or the whole table); retried when a concurrent commit wins the race."""
+    """One commit replacing the month (or the whole table); retried when a concurrent commit wins the race.
+
+    Returns the table at the version of this very commit, found by its write id in the commit files after the
+    version read before writing: reopening the table would give whatever version is newest by then.
+    """
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         existing = _open(connection)
         try:
@@ -120,9 +130,12 @@ def _write(
                 partition_by=[PARTITION_COLUMN] if month is not None else None,
                 predicate=f"{PARTITION_COLUMN} = '{month:%Y-%m-%d}'" if month and existing else None,
                 schema_mode=schema_mode,
-                commit_properties=commit,
+                commit_properties=CommitProperties(custom_metadata=commit),
             )
-            return DeltaTable(connection.table_uri, storage_options=connection.storage_options)
+            before = existing.version() if existing is not None else -1
+            own = {WRITE_ID: commit[WRITE_ID]}
+            version = find_commit_after(connection.table_uri, before, own, connection.storage_options)
+            return DeltaTable(connection.table_uri, version=version, storage_options=connection.storage_options)
         except CommitFailedError:
             if attempt == COMMIT_ATTEMPTS:
                 raise

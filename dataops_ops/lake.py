@@ -12,11 +12,11 @@ or each other.
 from __future__ import annotations
 
 import re
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import duckdb
@@ -27,9 +27,10 @@ import pyarrow.fs as pafs
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 
+from dataops_assets.commits import Commit, commits, find_commit_after, read_commit
 from dataops_assets.environments import Settings
 from dataops_assets.partitions import MONTH_KEYS
-from dataops_assets.storage import PARTITION_COLUMN, damaged_table_message
+from dataops_assets.storage import PARTITION_COLUMN, WRITE_ID, damaged_table_message
 
 LAYERS = ("raw", "staging", "quarantine", "core", "marts", "publish")
 PUBLISHED_LAYERS = ("core", "marts")
@@ -171,10 +172,10 @@ def published_state(settings: Settings, name: str, published: dict[str, Publicat
 def _last_writes_since(table: DeltaTable, since: int) -> dict[str, int]:
     """Month → the newest version after ``since`` whose commit wrote that month (its commit metadata say so)."""
     last: dict[str, int] = {}
-    for commit in table.history(table.version() - since) if table.version() > since else []:
-        month, version = commit.get("partition"), int(commit["version"])
-        if month and version > since:
-            last[month] = max(version, last.get(month, version))
+    for commit in commits(table.table_uri, after=since):
+        month = commit.info.get("partition")
+        if month:
+            last[month] = max(commit.version, last.get(month, commit.version))
     return last
 
 
@@ -256,17 +257,19 @@ class Version:
 
 
 def table_history(settings: Settings, name: str, limit: int | None = None) -> list[Version]:
-    """Newest first: each commit with the run and month the pipeline's writes record in their commit metadata."""
-    return [_version(commit) for commit in open_table(settings, name).history(limit)]
+    """Newest first: each commit, named by its log file, with the run and month the pipeline's writes record in
+    their commit metadata."""
+    return [_version(commit) for commit in commits(open_table(settings, name).table_uri, limit=limit)]
 
 
-def _version(commit: dict[str, Any]) -> Version:
-    operation = commit.get("operation", "?")
+def _version(commit: Commit) -> Version:
+    info = commit.info
+    operation = info.get("operation", "?")
     if operation == "RESTORE":
-        operation = f"RESTORE to {commit.get('operationParameters', {}).get('version', '?')}"
-    rows = (commit.get("operationMetrics") or {}).get("num_added_rows")
-    time = datetime.fromtimestamp(commit["timestamp"] / 1000, UTC)
-    return Version(int(commit["version"]), time, operation, commit.get("dagster_run_id"), commit.get("partition"), rows)
+        operation = f"RESTORE to {info.get('operationParameters', {}).get('version', '?')}"
+    rows = (info.get("operationMetrics") or {}).get("num_added_rows")
+    time = datetime.fromtimestamp(info["timestamp"] / 1000, UTC)
+    return Version(commit.version, time, operation, info.get("dagster_run_id"), info.get("partition"), rows)
 
 
 @dataclass(frozen=True)
@@ -283,19 +286,21 @@ def restore_table(settings: Settings, name: str, to: int | datetime) -> Restored
     """Restore a whole table to version ``to``, or to the last version committed before the time ``to``, as a new
     commit (older versions stay readable)."""
     table = open_table(settings, name)
-    history = [_version(commit) for commit in table.history()]
+    history = [_version(commit) for commit in commits(table.table_uri)]
     target = _last_before(history, to) if isinstance(to, datetime) else to
     if not 0 <= target < table.version():
         raise LakeError(f"{name} is at version {table.version()}: nothing to restore to version {target}")
-    files_before = partition_files(table)
+    files_before, before = partition_files(table), table.version()
+    own = {"restored_version": str(target), WRITE_ID: uuid.uuid4().hex}
     try:
-        table.restore(target, commit_properties=CommitProperties(custom_metadata={"restored_version": str(target)}))
+        table.restore(target, commit_properties=CommitProperties(custom_metadata=own))
     except DeltaError as error:
         raise LakeError(f"{name} cannot be restored to version {target}: {error}") from error
-    files_after = partition_files(table)
+    restored = DeltaTable(table.table_uri, version=find_commit_after(table.table_uri, before, own))
+    files_after = partition_files(restored)
     changed = [key for key in files_before.keys() | files_after.keys() if files_before.get(key) != files_after.get(key)]
-    rows = {key: _partition_rows(table, key) for key in sorted(changed, key=str)}
-    return Restored(name, target, table.version(), [v for v in history if v.version > target], rows)
+    rows = {key: _partition_rows(restored, key) for key in sorted(changed, key=str)}
+    return Restored(name, target, restored.version(), [v for v in history if v.version > target], rows)
 
 
 def _last_before(history: list[Version], before: datetime) -> int:
@@ -340,15 +345,17 @@ class Verification:
 
 def verify_lake(settings: Settings, instance: dg.DagsterInstance) -> Verification:
     """Read every data file of core and the marts; compare each month's rows with its last materialization; check
-    that every published month can be read at its published version."""
+    that every published month's version is its run's commit of the month, and can be read there."""
     result = Verification()
     record = publications(settings)
     for name in (name for name in lake_tables(settings) if name.split(".")[0] in PUBLISHED_LAYERS):
+        table = open_table(settings, name)
+        checked = (_publication_problem(table, publication) for publication in record.get(name, {}).values())
+        result.problems += [problem for problem in checked if problem]
         try:
             published_state(settings, name, record.get(name, {})).dataset()
         except LakeError as error:
             result.problems.append(str(error))
-        table = open_table(settings, name)
         lake_rows = _read_all_files(name, table, result)
         partitioned = bool(table.metadata().partition_columns)
         keys = set(lake_rows) | (set(MONTH_KEYS) if partitioned else {None})
@@ -356,6 +363,23 @@ def verify_lake(settings: Settings, instance: dg.DagsterInstance) -> Verificatio
         result.problems += [problem for problem in problems if problem]
         result.tables += 1
     return result
+
+
+def _publication_problem(table: DeltaTable, publication: Publication) -> str | None:
+    """What is wrong with a publication: its version is not the named run's commit of the month, or holds no row
+    of the month (consumers would not see the month)."""
+    where = f"{publication.table} {publication.month}: the publish record names version {publication.version}"
+    commit = read_commit(table.table_uri, publication.version)
+    if commit is None:
+        return f"{where}, which the table's log does not hold"
+    wrote = {"dagster_run_id": publication.run_id, "partition": publication.month}
+    if not commit.carries(wrote):
+        found = f"run {commit.info.get('dagster_run_id')}, month {commit.info.get('partition')}"
+        return f"{where}, which is not run {publication.run_id}'s commit of the month ({found})"
+    at_version = DeltaTable(table.table_uri, version=publication.version)
+    if not any(partition_files(at_version).get(publication.month, {}).values()):
+        return f"{where}, which holds no row of the month"
+    return None
 
 
 def _read_all_files(name: str, table: DeltaTable, result: Verification) -> dict[str | None, int]:

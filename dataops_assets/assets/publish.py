@@ -3,28 +3,27 @@ their blocking checks.
 
 Each table is written month by month as its own Delta commit, so a run stopped between core and the marts (killed,
 or a blocking check failing with ERROR) leaves a month's core newer than its marts. This asset runs after those
-writes and their checks in the same run, finds the Delta version of each table's commit of this run for the month
-(its commit metadata name the run and the partition) and records them, one row per table, as one commit that
-replaces the month in ``publish.months``. Readers (``dataops_ops.lake``) show each month as its record names it.
+writes and their checks in the same run, takes the Delta version of each table's commit of this run for the month
+from the run's materialization (the write found its own commit by name; the commit's metadata confirm the run and
+the partition) and records them, one row per table, as one commit that replaces the month in ``publish.months``.
+Readers (``dataops_ops.lake``) show each month as its record names it.
 """
 
 from datetime import UTC, datetime
+from typing import cast
 
 import dagster as dg
 import pandas as pd
-from deltalake import DeltaTable
 
 from dataops_assets.assets.core import core_flights
 from dataops_assets.assets.marts import mart_assets
+from dataops_assets.commits import read_commit
 from dataops_assets.partitions import MONTHLY
 from dataops_assets.storage import PARTITION_COLUMN
 
 LAYER = "publish"
 PUBLISHED_KEYS: tuple[dg.AssetKey, ...] = (core_flights.key, *(mart.key for mart in mart_assets))
 RECORD_COLUMNS = ("table_name", "delta_version", "run_id", "published_at")
-# Commits searched back from a table's newest version before reading its whole history: a run's commit is among
-# the last few unless many other months were written since.
-_RECENT_COMMITS = 64
 
 
 class UnpublishableMonthError(Exception):
@@ -47,9 +46,7 @@ def publish_months(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]
     started = datetime.now(UTC)
     partition, run_id = context.partition_key, context.run.run_id
     versions = {
-        key.to_user_string().replace("/", "."): run_commit_version(
-            table_uri_written(context.instance, key, partition, run_id), run_id, partition
-        )
+        key.to_user_string().replace("/", "."): version_written(context.instance, key, partition, run_id)
         for key in PUBLISHED_KEYS
     }
     record = pd.DataFrame(
@@ -65,8 +62,9 @@ def publish_months(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]
     return dg.Output(record, metadata={**versions, "publish_seconds": round(seconds, 3)})
 
 
-def table_uri_written(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str, run_id: str) -> str:
-    """The table's URI from this run's materialization of the month; refused when another run wrote it last."""
+def version_written(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str, run_id: str) -> int:
+    """The Delta version of this run's commit of the month, as its materialization recorded it (the write found its
+    own commit by name), confirmed by that commit's own metadata; refused when another run wrote the month last."""
     records = instance.fetch_materializations(dg.AssetRecordsFilter(key, asset_partitions=[partition]), limit=1)
     latest = records.records[0] if records.records else None
     materialization = latest.asset_materialization if latest else None
@@ -75,17 +73,12 @@ def table_uri_written(instance: dg.DagsterInstance, key: dg.AssetKey, partition:
             f"{key.to_user_string()} {partition} was not written by run {run_id}, so the month cannot be published "
             "whole: materialize the month's core and marts together (job flights_pipeline)"
         )
-    return str(materialization.metadata["dagster/uri"].value)
-
-
-def run_commit_version(uri: str, run_id: str, partition: str) -> int:
-    """The Delta version of the newest commit of ``run_id`` for ``partition`` (its commit metadata say so)."""
-    table = DeltaTable(uri)
-    for limit in (_RECENT_COMMITS, None):
-        for commit in table.history(limit):
-            if commit.get("dagster_run_id") == run_id and commit.get("partition") == partition:
-                return int(commit["version"])
-    raise UnpublishableMonthError(f"{uri} has no commit of run {run_id} for {partition}: nothing to publish")
+    uri = str(materialization.metadata["dagster/uri"].value)
+    version = int(cast(int, materialization.metadata["delta_version"].value))
+    commit = read_commit(uri, version)
+    if commit is None or not commit.carries({"dagster_run_id": run_id, "partition": partition}):
+        raise UnpublishableMonthError(f"{uri} version {version} is not run {run_id}'s commit of {partition}")
+    return version
 
 
 publish_assets = [publish_months]
