@@ -34,8 +34,9 @@ lint: install
 	$(BIN)/lint-imports
 
 ## test: system packages, lint, types, definitions, and every test (CI runs exactly this)
+# (dg warns unless the venv it runs from is the active one: VIRTUAL_ENV says it is)
 test: system-packages lint
-	$(BIN)/dg check defs
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/dg check defs
 	$(BIN)/pytest
 
 ## test-fast: lint, types and the fast tier (not the deploy end to end, real-data, linter, browser or fault tests)
