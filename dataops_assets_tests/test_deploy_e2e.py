@@ -18,7 +18,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,8 +31,9 @@ import pytest
 import sqlalchemy
 
 from dataops_assets.environments import UnknownEnvironmentError
+from dataops_assets_tests.fixtures.deploy import VARIANTS, Artifacts, free_port, release_wheel
 from dataops_ops.deploy import deploy as operations
-from dataops_ops.deploy.artifact import Manifest, build_artifact, verify_artifact
+from dataops_ops.deploy.artifact import Manifest, verify_artifact
 from dataops_ops.deploy.environment_root import EnvironmentRoot, sqlalchemy_url
 from dataops_ops.deploy.errors import ArtifactError, DeployError, DeployFailedError, DeployLockedError
 from dataops_ops.deploy.services import served_python, start_webserver, stop_services
@@ -43,7 +43,6 @@ from dataops_ops.processes import stop
 pytestmark = pytest.mark.e2e
 
 T = TypeVar("T")
-PROJECT = Path(__file__).resolve().parents[1]
 PASSWORD_VAR = "DATAOPS_E2E_PG_PASSWORD"
 CONFIG_FILES = (
     "environment.json",
@@ -52,38 +51,6 @@ CONFIG_FILES = (
     "dagster_home/dagster.yaml",
     "releases/*/release.json",
 )
-BROKEN_CHECK = """
-
-# --- added by test_deploy_e2e: a blocking check that always fails, so the gate must fail ---
-import dagster as _dg
-
-from dataops_assets.partitions import MONTHLY as _MONTHLY
-
-
-@_dg.asset_check(asset=_dg.AssetKey(["staging", "flights"]), blocking=True, partitions_def=_MONTHLY)
-def deliberately_broken() -> _dg.AssetCheckResult:
-    return _dg.AssetCheckResult(passed=False, description="deliberately broken suite")
-
-
-defs = _dg.Definitions.merge(defs, _dg.Definitions(asset_checks=[deliberately_broken]))
-"""
-BROKEN_IMPORT = '\n\nraise RuntimeError("deliberately broken definitions")\n'
-SLOW_CHECK = """
-
-# --- added by test_deploy_e2e: a check in the reference tables' job that outlives any gate timeout ---
-import time as _time
-
-import dagster as _dg
-
-
-@_dg.asset_check(asset=_dg.AssetKey(["staging", "airlines"]))
-def deliberately_slow() -> _dg.AssetCheckResult:
-    _time.sleep(600)
-    return _dg.AssetCheckResult(passed=True)
-
-
-defs = _dg.Definitions.merge(defs, _dg.Definitions(asset_checks=[deliberately_slow]))
-"""
 
 
 def _postgres_bin() -> Path | None:
@@ -92,12 +59,6 @@ def _postgres_bin() -> Path | None:
         return Path(found).resolve().parent
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     return candidates[-1].parent if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -125,7 +86,7 @@ def postgres() -> Iterator[Postgres]:
         shutil.chown(base, user="postgres")
     data_dir = base / "data"
     # URL-special characters: the password must survive Dagster's quoting into the connection URL.
-    server = Postgres(_free_port(), data_dir, bin_dir, as_user, password=f"e2e-{secrets.token_hex(8)}@:%")
+    server = Postgres(free_port(), data_dir, bin_dir, as_user, password=f"e2e-{secrets.token_hex(8)}@:%")
     password_file = base / "password"
     password_file.write_text(server.password + "\n")
     if as_user:
@@ -179,39 +140,12 @@ def postgres() -> Iterator[Postgres]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@dataclass
-class Artifacts:
-    good: Path
-    good2: Path
-    broken_gate: Path
-    broken_import: Path
-    slow: Path
-
-
-def _build_variant(tmp: Path, name: str, version: str, append: str) -> Path:
-    tree = tmp / f"tree-{name}"
-    shutil.copytree(PROJECT / "dataops_assets", tree / "dataops_assets", ignore=shutil.ignore_patterns("__pycache__"))
-    for file in ("pyproject.toml", "README.md", "requirements.lock", "workspace.yaml"):
-        if (PROJECT / file).is_file():
-            shutil.copy2(PROJECT / file, tree / file)
-    definitions = tree / "dataops_assets" / "definitions.py"
-    definitions.write_text(definitions.read_text() + append)
-    _, wheel = build_artifact(tree, tmp / f"dist-{name}", version=version)
-    return wheel
-
-
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Artifacts:
-    tmp = tmp_path_factory.mktemp("artifacts")
-    manifest, good = build_artifact(PROJECT, tmp / "dist")
+    good = release_wheel(tmp_path_factory, "good")
+    manifest = Manifest.read(good.with_name("manifest.json"))
     assert {f.name for f in manifest.files} == {good.name, good.name.replace("-py3-none-any.whl", ".tar.gz")}
-    return Artifacts(
-        good=good,
-        good2=_build_variant(tmp, "good2", "0.0.2.dev1+e2e", ""),
-        broken_gate=_build_variant(tmp, "broken-gate", "0.0.3.dev1+brokengate", BROKEN_CHECK),
-        broken_import=_build_variant(tmp, "broken-import", "0.0.4.dev1+brokenimport", BROKEN_IMPORT),
-        slow=_build_variant(tmp, "slow", "0.0.5.dev1+slow", SLOW_CHECK),
-    )
+    return Artifacts(good=good, **{name: release_wheel(tmp_path_factory, name) for name in VARIANTS})
 
 
 @pytest.fixture(scope="module")
@@ -221,8 +155,8 @@ def environments(tmp_path_factory: pytest.TempPathFactory, postgres: Postgres) -
     envs = [EnvironmentRoot(root, name) for name in ("dev", "stage", "prod")]
     for env in envs:
         env.init(
-            webserver_port=_free_port(),
-            code_server_port=_free_port(),
+            webserver_port=free_port(),
+            code_server_port=free_port(),
             postgres_url=None if env.name == "dev" else postgres.url(f"dataops_{env.name}"),
             postgres_password_env=None if env.name == "dev" else PASSWORD_VAR,
             # stage's gate is the full year by default; one full month keeps the test within minutes
@@ -310,7 +244,7 @@ def test_promotion_path_end_to_end(
     with dev.lock("test holds it"), pytest.raises(DeployLockedError, match="in progress"):
         operations.deploy(root, "dev", artifacts.good, log=log.append)
     unreachable = EnvironmentRoot(tmp_path / "elsewhere", "dev")
-    unreachable.init(webserver_port=_free_port(), code_server_port=_free_port())
+    unreachable.init(webserver_port=free_port(), code_server_port=free_port())
     with pytest.raises(DeployError, match="not reachable"):
         operations.deploy(unreachable.root, "dev", artifacts.good, log=log.append)
     assert dev.current() is None

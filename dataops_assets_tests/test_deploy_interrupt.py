@@ -1,74 +1,43 @@
-"""A deploy stopped by SIGINT or SIGTERM while its gate runs: the gate's runs are terminated through Dagster's
-GraphQL API (a stub on 127.0.0.1 here), the previous release is put back, the audit log says why, and ``dataops``
-exits 128 + the signal's number."""
+"""A deploy stopped by SIGINT or SIGTERM while its gate runs.
+
+The end-to-end test runs a real ``dataops deploy`` of release B over release A, served in a dev environment on
+127.0.0.1 (its own webserver, SQLite instance and code server; no PostgreSQL). B adds a check that sleeps, so B's
+first gate run stays STARTED; once the instance shows it so, the test signals the ``dataops`` process and then
+checks from the outside: the exit code, the run's status in the instance, what the code server and the webserver
+serve, the ``current`` pointer and the audit log.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
-import threading
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, ClassVar
 
+import dagster as dg
 import pytest
 
-from dataops_ops.cli import main
-from dataops_ops.deploy import deploy as deploy_operations
-from dataops_ops.deploy.environment_root import EnvironmentRoot
-from dataops_ops.deploy.services import terminate_gate_runs
-from dataops_ops.deploy.webserver import Webserver
-from dataops_ops.processes import Interrupted, interrupt_on_signals
+from dataops_assets.environments import DATA_ROOT_VAR
+from dataops_assets_tests.fixtures.deploy import SLOW_CHECK_ASSET, SLOW_CHECK_NAME, free_port, release_wheel
+from dataops_ops.deploy import deploy as operations
+from dataops_ops.deploy.artifact import wheel_version
+from dataops_ops.deploy.environment_root import EnvironmentRoot, Release
+from dataops_ops.deploy.services import served_python, start_webserver, stop_services
+from dataops_ops.processes import Interrupted, interrupt_on_signals, stop
 
 pytestmark = pytest.mark.faults
 
-
-class _GateRunGoingOn(BaseHTTPRequestHandler):
-    """A webserver with one gate run STARTED until it is terminated; it records the GraphQL documents it gets."""
-
-    received: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.received.append(body)
-        document = str(body["query"])
-        terminated = any("terminateRun" in str(earlier["query"]) for earlier in self.received)
-        data: dict[str, Any]
-        if "runsOrError" in document:
-            data = {"runsOrError": {"results": [] if terminated else [{"runId": "gate-run-1"}]}}
-        elif "terminateRun" in document:
-            data = {"terminateRun": {"__typename": "TerminateRunSuccess", "run": {"runId": "gate-run-1"}}}
-        elif "pipelineRunOrError" in document:
-            data = {"pipelineRunOrError": {"__typename": "Run", "status": "CANCELED" if terminated else "STARTED"}}
-        else:
-            data = {"version": "stub"}
-        payload = json.dumps({"data": data}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def _webserver() -> Iterator[int]:
-    _GateRunGoingOn.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _GateRunGoingOn)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
+VERSION_TAG = "dataops/version"  # how the gate tags its runs
+GATE_RUN_STARTED_WITHIN_S = 300  # install, code server start, landing check, run worker start, on 2 busy cores
+STOPPED_WITHIN_S = 120  # terminate the run, wait for CANCELED, restart A's code server, reload
+_ASSET_CHECKS = """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) {
+  ... on AssetNode { assetChecksOrError { ... on AssetChecks { checks { name } } } } } }"""
 
 
 def test_the_first_signal_raises_interrupted_and_later_ones_wait_for_the_cleanup() -> None:
@@ -87,43 +56,97 @@ def test_the_first_signal_raises_interrupted_and_later_ones_wait_for_the_cleanup
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # the handlers are put back
 
 
-def test_unfinished_gate_runs_are_terminated_and_awaited() -> None:
-    with _webserver() as port:
-        ended = terminate_gate_runs(Webserver(port, timeout_s=5), "1.2.3", grace_s=10)
-    assert ended == ["gate-run-1: CANCELED"]
-    [listing] = [body for body in _GateRunGoingOn.received if "runsOrError" in body["query"]]
-    assert listing["variables"]["tags"] == [{"key": "dataops/version", "value": "1.2.3"}]
+@pytest.fixture(scope="module")
+def dev_serving_a(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnvironmentRoot]:
+    """dev with release A (this checkout) deployed, its gate passed, and served; the services stopped by pid."""
+    env = EnvironmentRoot(tmp_path_factory.mktemp("environments"), "dev")
+    env.init(webserver_port=free_port(), code_server_port=free_port())  # the gate: the first month
+    webserver = start_webserver(env)
+    try:
+        operations.deploy(env.root, "dev", release_wheel(tmp_path_factory, "good"), log=lambda line: None)
+        yield env
+    finally:
+        stop_services(env)
+        stop(webserver)
 
 
-def test_a_deploy_signaled_during_its_gate_terminates_the_runs_rolls_back_and_exits_143(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.e2e
+def test_a_deploy_sigterm_during_its_gate_cancels_the_gate_run_and_serves_the_previous_release_again(
+    dev_serving_a: EnvironmentRoot, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    artifact = SimpleNamespace(wheel=tmp_path / "x-1.2.3.whl", version="1.2.3", sha256="ab" * 32)
-    restored: list[object] = []
+    env, signum = dev_serving_a, signal.SIGTERM  # what `kill` and a container stop send; SIGINT takes the same path
+    name = signum.name
+    release_a = env.current()
+    assert release_a is not None
+    wheel_b = release_wheel(tmp_path_factory, "slow")
+    version_b, audited = wheel_version(wheel_b), len(env.audit_records())
+    with dg.DagsterInstance.from_config(str(env.dagster_home)) as instance:
+        earlier_runs = {run.run_id for run in instance.get_runs(dg.RunsFilter(tags={VERSION_TAG: version_b}))}
+        with _dataops_deploy(env, wheel_b, tmp_path) as deploy:
+            gate_run = _started_gate_run(instance, version_b, deploy)
+            assert SLOW_CHECK_NAME in _served_checks(env)  # B is served while its gate runs
+            os.kill(deploy.pid, signum)
+            signaled = time.monotonic()
+            code = deploy.wait(timeout=STOPPED_WITHIN_S)
+            print(f"\n{name}: dataops deploy exited {code} {time.monotonic() - signaled:.1f}s after the signal")
+        runs = instance.get_runs(dg.RunsFilter(tags={VERSION_TAG: version_b}))
 
-    def gate_interrupted(*args: object) -> None:
-        os.kill(os.getpid(), signal.SIGTERM)  # what `kill` or a container stop sends while the gate waits
-        time.sleep(30)
+    stderr = (tmp_path / "deploy.err").read_text()
+    assert code == 128 + signum, stderr
+    assert stderr.strip().endswith(f"dataops: stopped by {name}"), stderr
+    gate_runs = {run.run_id: run.status for run in runs if run.run_id not in earlier_runs}
+    assert gate_runs == {gate_run: dg.DagsterRunStatus.CANCELED}
+    _assert_serves(env, release_a)
+    [record] = env.audit_records()[audited:]
+    assert (record["event"], record["status"], record["version"]) == ("deploy", "rolled_back", version_b), record
+    assert record["reason"] == f"interrupted by {name}", record
+    assert (record["runs"], record["restored"]) == ([f"{gate_run}: CANCELED"], release_a.version), record
 
-    monkeypatch.setattr(deploy_operations, "verify_artifact", lambda wheel, manifest: artifact)
-    monkeypatch.setattr(deploy_operations, "install_release", lambda *args: "release")
-    monkeypatch.setattr(deploy_operations, "activate", lambda *args: None)
-    monkeypatch.setattr(deploy_operations, "run_gate", gate_interrupted)
 
-    def restore(*args: object) -> str:
-        restored.append(args[2])
-        return "nothing (first release)"
+@contextlib.contextmanager
+def _dataops_deploy(env: EnvironmentRoot, wheel: Path, out: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``dataops deploy`` of ``wheel`` to ``env`` in its own process (and session); its output in
+    ``out``/deploy.{out,err}. Should the test fail before it exits, it is stopped by its pid."""
+    command = [str(Path(sys.executable).with_name("dataops")), "deploy", "--env", env.name]
+    command += ["--artifact", str(wheel), "--root", str(env.root)]
+    with (out / "deploy.out").open("wb") as stdout, (out / "deploy.err").open("wb") as stderr:
+        deploy = subprocess.Popen(
+            command, stdout=stdout, stderr=stderr, env={**os.environ, DATA_ROOT_VAR: str(out)}, start_new_session=True
+        )
+    try:
+        yield deploy
+    finally:
+        stop(deploy.pid)
 
-    monkeypatch.setattr(deploy_operations, "_restore", restore)
-    with _webserver() as port:
-        EnvironmentRoot(tmp_path, "dev").init(webserver_port=port)
-        started = time.monotonic()
-        code = main(["deploy", "--env", "dev", "--artifact", str(artifact.wheel), "--root", str(tmp_path)])
 
-    assert code == 143
-    assert time.monotonic() - started < 20  # the gate's wait was cut short
-    assert restored == [None]  # the first release: nothing to go back to but no code server
-    assert capsys.readouterr().err.strip().endswith("dataops: stopped by SIGTERM")
-    record = EnvironmentRoot(tmp_path, "dev").audit_records()[-1]
-    assert (record["status"], record["reason"]) == ("rolled_back", "interrupted by SIGTERM")
-    assert record["runs"] == ["gate-run-1: CANCELED"]
+def _started_gate_run(instance: dg.DagsterInstance, version: str, deploy: subprocess.Popen[bytes]) -> str:
+    """The id of the release's gate run once the instance has it STARTED."""
+    deadline = time.monotonic() + GATE_RUN_STARTED_WITHIN_S
+    started = dg.RunsFilter(tags={VERSION_TAG: version}, statuses=[dg.DagsterRunStatus.STARTED])
+    while not (runs := instance.get_runs(started)):
+        assert deploy.poll() is None, f"dataops deploy exited {deploy.returncode} before its gate run started"
+        assert time.monotonic() < deadline, f"no gate run of {version} STARTED within {GATE_RUN_STARTED_WITHIN_S}s"
+        time.sleep(0.5)
+    [run] = runs
+    return run.run_id
+
+
+def _served_checks(env: EnvironmentRoot) -> set[str]:
+    """The checks on the slow check's asset, as the webserver serves the location now (no reload asked)."""
+    body = {"query": _ASSET_CHECKS, "variables": {"key": {"path": list(SLOW_CHECK_ASSET)}}}
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{env.config().webserver_port}/graphql",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        node = json.load(response)["data"]["assetNodeOrError"]
+    return {check["name"] for check in node["assetChecksOrError"]["checks"]}
+
+
+def _assert_serves(env: EnvironmentRoot, release: Release) -> None:
+    """The code server runs the release's interpreter, the webserver shows its definitions, ``current`` names it."""
+    served = served_python(env.config().code_server_port)
+    assert served is not None and Path(served).is_relative_to(release.path), served
+    assert SLOW_CHECK_NAME not in _served_checks(env)
+    assert env.current() == release and env.current_link.resolve() == release.path
