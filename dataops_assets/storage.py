@@ -6,7 +6,7 @@ What this adds to the library's I/O manager:
   timestamp columns would make one folder per distinct timestamp, and the library cannot read those back.)
 - a month is written as one commit that replaces exactly that month; a reference table as one full overwrite. A
   commit that loses a race (another month's writer, or the table's first creation) is retried, so months can be
-  written by parallel runs;
+  written by parallel runs; after ``COMMIT_ATTEMPTS`` lost races the write fails naming the table and month;
 - a column that is empty in a month takes the table's type, and a monthly table refuses a frame with other columns;
 - each commit records the Dagster run, the partition and a write id (``dataops history``); each materialization
   records the version of its own commit (``delta_version``, found by the write id, never by reopening the table),
@@ -120,10 +120,12 @@ def _write(
     """
     for attempt in range(1, COMMIT_ATTEMPTS + 1):
         existing = _open(connection)
+        before = existing.version() if existing is not None else -1  # read now: the write may advance the object
         try:
             conformed, schema_mode = _conform(data, existing, month, name)
             write_deltalake(
-                connection.table_uri,
+                # the version the frame was conformed to: a commit landing since then makes this one conflict
+                existing if existing is not None else connection.table_uri,
                 conformed,
                 storage_options=connection.storage_options,
                 mode="overwrite",
@@ -132,15 +134,27 @@ def _write(
                 schema_mode=schema_mode,
                 commit_properties=CommitProperties(custom_metadata=commit),
             )
-            before = existing.version() if existing is not None else -1
             own = {WRITE_ID: commit[WRITE_ID]}
             version = find_commit_after(connection.table_uri, before, own, connection.storage_options)
             return DeltaTable(connection.table_uri, version=version, storage_options=connection.storage_options)
-        except CommitFailedError:
+        except CommitFailedError as error:
             if attempt == COMMIT_ATTEMPTS:
-                raise
+                raise CommitConflictError(_conflict_message(name, month, error)) from error
             time.sleep(random.uniform(0.05, 0.2) * attempt)
     raise AssertionError("unreachable")
+
+
+class CommitConflictError(RuntimeError):
+    """Every attempt at a write lost its commit to a concurrent one; the table has none of the write's rows."""
+
+
+def _conflict_message(name: str, month: dt.date | None, error: CommitFailedError) -> str:
+    target = f"{name} {month:%Y-%m}" if month is not None else name
+    found = str(error).split("\n", 1)[0].strip()
+    return (
+        f"{target}: each of {COMMIT_ATTEMPTS} commits lost to a concurrent write of the table ({found}); "
+        "it keeps the versions that won and none of this write: re-run it"
+    )
 
 
 def _open(connection: TableConnection) -> DeltaTable | None:

@@ -1,5 +1,6 @@
 """The ``lake_maintenance`` job: small files compacted, files of versions past the retention vacuumed, the data
-unchanged, each table's counts observed on its asset; its schedule runs in stage and prod only."""
+unchanged, each table's counts observed on its asset; its schedule runs in stage and prod only. A compaction and
+a run's write of the same month race: a write that loses writes again, a compaction that loses is named."""
 
 from __future__ import annotations
 
@@ -10,13 +11,18 @@ import dagster as dg
 import pandas as pd
 import pytest
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError
 
 from dataops_assets import maintenance
 from dataops_assets.definitions import build_definitions
 from dataops_assets.environments import settings_for
-from dataops_assets.maintenance import build_lake_maintenance
-from dataops_assets_tests.fixtures.lake_writers import month_frame, write_month
+from dataops_assets.maintenance import RETENTION_HOURS, build_lake_maintenance, maintain_table
+from dataops_assets_tests.fixtures.lake_writers import (
+    act_after_reads,
+    lost_commit_files,
+    month_frame,
+    with_month_column,
+    write_month,
+)
 from dataops_ops.lake import partition_files
 
 FLIGHTS = dg.AssetKey(["core", "flights"])
@@ -46,7 +52,10 @@ def test_compacts_small_files_and_vacuums_replaced_ones(tmp_path: Path) -> None:
     uri = settings_for("stage", tmp_path).lake_uri + "/core/flights"
     for batch in range(4):  # four small files in January
         write_deltalake(
-            uri, month_frame("2013-01", 5, f"batch-{batch}"), mode="append", partition_by=["partition_month"]
+            uri,
+            with_month_column(month_frame("2013-01", 5, f"batch-{batch}"), "2013-01"),
+            mode="append",
+            partition_by=["partition_month"],
         )
     write_month(uri, month_frame("2013-02", 5, "first"), "2013-02", run_id="first")
     write_month(uri, month_frame("2013-02", 6, "second"), "2013-02", run_id="second")  # leaves the first's file
@@ -74,21 +83,57 @@ def test_schedule_is_stopped_in_dev_and_running_in_stage_and_prod(tmp_path: Path
         assert (schedule.job_name, schedule.default_status.value) == ("lake_maintenance", status)
 
 
+def _small_files(uri: str, key: str, files: int) -> None:
+    """Month ``key`` in ``files`` small files, as appends leave it: something for a compaction to do."""
+    for batch in range(files):
+        frame = with_month_column(month_frame(key, 2, f"small-{batch}"), key)
+        write_deltalake(uri, frame, mode="append", partition_by=["partition_month"])
+
+
+def test_a_write_of_a_month_compacted_meanwhile_writes_again_after_the_compaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri = settings_for("stage", tmp_path).lake_uri + "/core/flights"
+    _small_files(uri, "2013-01", files=3)
+    write_month(uri, month_frame("2013-02", 5, "february"), "2013-02", run_id="february")
+    compactions: list[dict[str, Any]] = []
+
+    def maintenance_commits() -> None:
+        compactions.append(maintain_table(DeltaTable(uri), RETENTION_HOURS, "maintenance"))
+
+    act_after_reads(monkeypatch, 1, maintenance_commits)
+
+    write_month(uri, month_frame("2013-01", 6, "run"), "2013-01", run_id="run")
+
+    # the compaction committed between the write's read and its commit: the write lost once, then committed
+    assert compactions[0]["files_compacted"] == 3
+    history = DeltaTable(uri).history()
+    assert [c.get("dagster_run_id") for c in history if c["operation"] in ("WRITE", "OPTIMIZE")][:2] == [
+        "run",
+        "maintenance",
+    ]
+    assert len(lost_commit_files(uri, "2013-01")) == 1
+    frame = DeltaTable(uri).to_pandas()
+    assert sorted(frame.loc[frame["partition_month"].astype(str) == "2013-01-01", "writer"]) == ["run"] * 6
+    assert sorted(frame.loc[frame["partition_month"].astype(str) == "2013-02-01", "writer"]) == ["february"] * 5
+
+
 def test_a_table_written_meanwhile_is_named_and_the_others_maintained(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lake = settings_for("stage", tmp_path).lake_uri
     marts = dg.AssetKey(["marts", "carrier_monthly"])
     for key in (FLIGHTS, marts):
-        write_month(f"{lake}/{'/'.join(key.path)}", month_frame("2013-01", 5, "run"), "2013-01", run_id="run")
+        _small_files(f"{lake}/{'/'.join(key.path)}", "2013-01", files=2)
+    core_uri = f"{lake}/{'/'.join(FLIGHTS.path)}"
     maintain = maintenance.maintain_table
 
-    def conflicting(table: DeltaTable, retention_hours: int, run_id: str) -> dict[str, Any]:
-        if "core" in table.table_uri:
-            raise CommitFailedError("a concurrent transaction deleted the same data your transaction deletes")
+    def a_run_commits_meanwhile(table: DeltaTable, retention_hours: int, run_id: str) -> dict[str, Any]:
+        if table.table_uri.rstrip("/").endswith("core/flights"):  # after the job read the table, before it commits
+            write_month(core_uri, month_frame("2013-01", 7, "run"), "2013-01", run_id="run")
         return maintain(table, retention_hours, run_id)
 
-    monkeypatch.setattr(maintenance, "maintain_table", conflicting)
+    monkeypatch.setattr(maintenance, "maintain_table", a_run_commits_meanwhile)
     job, _ = build_lake_maintenance(settings_for("stage", tmp_path), [FLIGHTS, marts])
     instance = dg.DagsterInstance.ephemeral()
     result = job.execute_in_process(instance=instance, raise_on_error=False)
@@ -99,4 +144,10 @@ def test_a_table_written_meanwhile_is_named_and_the_others_maintained(
     [failure] = [event for event in result.all_events if event.is_step_failure]
     failure_data = failure.step_failure_data.user_failure_data
     assert failure_data is not None
-    assert "core/flights: a concurrent transaction" in str(failure_data.metadata["tables"].value)
+    assert "core/flights: Failed to commit transaction: Commit failed: a concurrent transaction deleted data" in str(
+        failure_data.metadata["tables"].value
+    )
+    assert sorted(DeltaTable(core_uri).to_pandas()["writer"]) == ["run"] * 7  # the run's write stands, whole
+    monkeypatch.undo()  # no run writes during the next maintenance: it maintains core too
+    assert job.execute_in_process(instance=instance).success
+    assert len(instance.fetch_observations(FLIGHTS, limit=5).records) == 1
