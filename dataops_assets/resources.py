@@ -47,6 +47,7 @@ class ThresholdsResource(dg.ConfigurableResource):
     volume_min_history: int
     volume_severity: Literal["ERROR", "WARN"]
     max_reference_shrink: float
+    max_hours_landed_to_published: float
 
     @classmethod
     def of(cls, thresholds: Thresholds) -> ThresholdsResource:

@@ -8,6 +8,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -158,6 +159,7 @@ def test_land_writes_the_landing_layout(dev_landed: tuple[Settings, list[landing
     for landed_file in landed:  # each file has its control record, whose totals are the file's own
         record = json.loads(landing.control_file(landed_file.path).read_text())
         data = landed_file.path.read_bytes()
+        assert datetime.fromisoformat(record.pop("landed_at")).tzinfo == UTC  # when it landed, not a total
         assert record == {
             "format": 1,
             "file": landed_file.path.name,

@@ -6,11 +6,14 @@ from __future__ import annotations
 import fcntl
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dataops_assets import landing
@@ -144,6 +147,58 @@ def test_a_truncated_reference_file_is_refused_naming_it(landed_once: Settings, 
         f"{planes}: does not match its control record planes.csv.control.json: the file is cut off (50% of its "
         "bytes arrived); rows: expected 3,322, found 1,"
     )
+
+
+# --- when a file landed ------------------------------------------------------------------------------------------
+
+
+def _land_tiny(path: Path) -> None:
+    landing.write_atomically(pd.DataFrame({"year": ["2013"], "month": ["1"]}), path)
+
+
+def test_a_control_record_says_when_its_file_landed(tmp_path: Path) -> None:
+    path = tmp_path / "flights" / "2013-01.csv"
+    before = datetime.now(UTC)
+    _land_tiny(path)
+    after = datetime.now(UTC)
+    written = json.loads(landing.control_file(path).read_text())
+    assert before <= datetime.fromisoformat(written["landed_at"]) <= after
+    assert landing.landed_at(path) == datetime.fromisoformat(written["landed_at"])
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("2026-12-07T06:00:00+01:00", datetime(2026, 12, 7, 5, 0, tzinfo=UTC)),
+        ("2026-12-07T06:00:00", datetime(2026, 12, 7, 6, 0, tzinfo=UTC)),  # no offset: UTC
+    ],
+)
+def test_the_landing_time_of_a_record_keeps_its_offset(tmp_path: Path, written: str, read: datetime) -> None:
+    path = tmp_path / "2013-01.csv"
+    _land_tiny(path)
+    record = landing.control_file(path)
+    record.write_text(json.dumps(json.loads(record.read_text()) | {"landed_at": written}))
+    assert landing.landed_at(path) == read
+
+
+def test_a_file_whose_record_has_no_landing_time_landed_when_it_was_written(tmp_path: Path) -> None:
+    path = tmp_path / "2013-01.csv"
+    _land_tiny(path)
+    record = landing.control_file(path)
+    record.write_text(json.dumps({k: v for k, v in json.loads(record.read_text()).items() if k != "landed_at"}))
+    os.utime(path, (1_700_000_000, 1_700_000_000))
+    assert landing.landed_at(path) == datetime.fromtimestamp(1_700_000_000, UTC)
+    assert landing.read_landed_file(path, ["year", "month"]).control is not None  # the record still verifies it
+
+
+def test_a_month_has_landed_once_both_its_files_have(tmp_path: Path) -> None:
+    flights_path, weather_path = landing.flights_file(tmp_path, MONTH), landing.weather_file(tmp_path, MONTH)
+    _land_tiny(flights_path)
+    assert landing.month_landed_at(tmp_path, MONTH) is None
+    _land_tiny(weather_path)
+    month_landed = landing.month_landed_at(tmp_path, MONTH)
+    assert month_landed == landing.landed_at(weather_path) and month_landed is not None
+    assert month_landed > (landing.landed_at(flights_path) or month_landed)
 
 
 # --- stale temporary files ---------------------------------------------------------------------------------------

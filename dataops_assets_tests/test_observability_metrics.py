@@ -1,4 +1,5 @@
-"""``dataops metrics``: Prometheus metrics read from an instance where the pipeline ran a good and a bad month."""
+"""``dataops metrics``: Prometheus metrics read from an instance where the pipeline ran a good and a bad month, then
+the freshness check, which warns (the landing is dated before the limit)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ import dagster as dg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from dataops_assets.definitions import build_definitions
 from dataops_assets.environments import DATA_ROOT_VAR, ENV_VAR, Settings, settings_for
+from dataops_assets.orchestration import newest_month_freshness
+from dataops_assets_tests.fixtures.landing import backdate_landing
 from dataops_assets_tests.fixtures.observability import (
     TINY_MONTH,
     TINY_QUARANTINED,
@@ -42,6 +46,7 @@ class Ran:
     instance: dg.DagsterInstance
     good: dg.ExecuteInProcessResult
     bad: dg.ExecuteInProcessResult
+    late: dg.ExecuteInProcessResult  # the freshness check: the month was published after the limit, a WARN
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +56,13 @@ def ran(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ran]:
         good = materialize_partition(settings, TINY_MONTH, instance)
         bad = materialize_partition(settings, EMPTY_MONTH, instance)
         assert good.success and not bad.success
-        yield Ran(settings, instance, good, bad)
+        backdate_landing(settings.landing_dir, settings.thresholds.max_hours_landed_to_published + 1)
+        late = (
+            build_definitions(settings)
+            .resolve_job_def(newest_month_freshness.name)
+            .execute_in_process(instance=instance)
+        )
+        yield Ran(settings, instance, good, bad, late)
 
 
 def parse(text: str) -> Samples:
@@ -117,7 +128,7 @@ def test_check_evaluations_by_asset_check_severity_and_result(
 ) -> None:
     samples = parse(metrics_text(ran.settings, monkeypatch, capsys))
     checks = {k: v for k, v in samples.items() if k[0] == "dataops_check_evaluations_total"}
-    evaluations = [*ran.good.get_asset_check_evaluations(), *ran.bad.get_asset_check_evaluations()]
+    evaluations = [e for result in (ran.good, ran.bad, ran.late) for e in result.get_asset_check_evaluations()]
     assert sum(checks.values()) == len(evaluations)
     for evaluation in evaluations:
         key = labels(
@@ -129,7 +140,8 @@ def test_check_evaluations_by_asset_check_severity_and_result(
         assert checks[("dataops_check_evaluations_total", key)] >= 1
     unreadable = labels(asset="raw/flights", check="landed_file_readable", severity="ERROR", passed="false")
     assert checks[("dataops_check_evaluations_total", unreadable)] == 1  # the empty month's file check
-    assert any(dict(key[1])["passed"] == "false" and dict(key[1])["severity"] == "WARN" for key in checks)
+    late = labels(asset="publish/months", check="newest_month_published_in_time", severity="WARN", passed="false")
+    assert checks[("dataops_check_evaluations_total", late)] == 1  # a failed WARN check is counted as such
 
 
 def test_output_writes_the_same_text_atomically(

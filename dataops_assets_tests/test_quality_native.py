@@ -73,9 +73,7 @@ def test_the_builtin_checks_have_readable_op_names_and_descriptions() -> None:
     """Dagster's builders name ops like ``asset_check_f8bb3d34`` and describe checks in generic words."""
     checks = list(native_checks(ASSETS, DEV))
     by_op = {check.op.name: check for check in checks}
-    assert set(by_op) == {
-        "published_tables_column_schema_change", "core_flights_row_count_bounds", "core_flights_newest_month_freshness",
-    }  # fmt: skip
+    assert set(by_op) == {"published_tables_column_schema_change", "core_flights_row_count_bounds"}
     descriptions = {
         f"{key.asset_key.to_user_string()}:{key.name}": check.get_spec_for_check_key(key).description or ""
         for check in checks
@@ -84,19 +82,4 @@ def test_the_builtin_checks_have_readable_op_names_and_descriptions() -> None:
     assert "columns or column types of marts/route_monthly" in descriptions["marts/route_monthly:column_schema_change"]
     bounds = descriptions["core/flights:dagster_partition_row_count_bounds_check"]
     assert "fewer than 2,277 or more than 3,100 rows" in bounds
-    assert "by 09:00 America/New_York on the 3rd" in descriptions["core/flights:freshness_check"]
     assert not [text for text in descriptions.values() if "targeted asset" in text or "Checks that" in text]
-
-
-def test_the_renamed_freshness_check_still_evaluates() -> None:
-    """2013-01 materialized, the newest month (2013-12) missing: the rebuilt freshness check warns."""
-    asset = core_flights_of(2_500)
-    [freshness] = [c for c in native_checks([asset], DEV) if c.op.name == "core_flights_newest_month_freshness"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        instance = dg.DagsterInstance.ephemeral()
-        dg.materialize([asset], partition_key="2013-01", instance=instance)
-        result = dg.materialize([asset, freshness], instance=instance, selection=dg.AssetSelection.checks(freshness))
-    [evaluation] = result.get_asset_check_evaluations()
-    assert (evaluation.passed, evaluation.severity) == (False, dg.AssetCheckSeverity.WARN)
-    assert "2013-12" in (evaluation.description or "")

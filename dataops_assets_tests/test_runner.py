@@ -1,5 +1,6 @@
 """``dataops run``'s path: the reference tables once, in process; then the months as one asset backfill through
-the environment's run queue, launched by its daemon in their own processes, several at once."""
+the environment's run queue, launched by its daemon in their own processes, several at once; then, in process, the
+check of the landing as a whole (freshness)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,12 @@ from dataops_assets.environments import current_settings
 from dataops_assets.landing import weather_file
 from dataops_assets.orchestration import landed_month_files, reference_tables
 from dataops_assets.partitions import PARTITION_TAG
+from dataops_assets.quality.freshness import CHECK_NAME
 from dataops_assets.resources import LandingZone
 from dataops_assets_tests.fixtures.landing import MONTHS, write_landing
 from dataops_assets_tests.fixtures.pipeline import FIXTURE_BOUNDS
 from dataops_ops.instance import open_instance
-from dataops_ops.runner import PartitionOutcome, run_partitions
+from dataops_ops.runner import FRESHNESS_LABEL, PartitionOutcome, run_partitions
 from dataops_ops.sensor_state import sensor_cursor
 
 
@@ -48,10 +50,16 @@ def test_months_run_at_once_through_the_queue_after_the_reference_tables(
 
     assert heard == outcomes
     assert outcomes[0].partition == "reference" and outcomes[0].success
-    assert sorted(outcome.partition for outcome in outcomes[1:]) == list(MONTHS)
+    *month_outcomes, freshness = outcomes[1:]
+    assert sorted(outcome.partition for outcome in month_outcomes) == list(MONTHS)
     assert all(outcome.success for outcome in outcomes), [o.errors for o in outcomes]
-    assert all(outcome.checks for outcome in outcomes[1:])  # each month's checks ran in its run
-    first_gx = [c for o in outcomes[1:] for c in o.checks if (c.asset, c.check) == ("staging/flights", "gx_suite")]
+    assert all(outcome.checks for outcome in month_outcomes)  # each month's checks ran in its run
+    # the freshness check is judged once, after the months, never inside a month's run; a normal run passes it
+    assert not [c for o in month_outcomes for c in o.checks if c.check == CHECK_NAME]
+    assert freshness.partition == FRESHNESS_LABEL
+    assert [(c.asset, c.check, c.passed) for c in freshness.checks] == [("publish/months", CHECK_NAME, True)]
+    assert f"{MONTHS[-1]} landed at " in freshness.checks[0].description
+    first_gx = [c for o in month_outcomes for c in o.checks if (c.asset, c.check) == ("staging/flights", "gx_suite")]
     assert len(first_gx) == len(MONTHS)
     # forked from the code server's preloaded parent (run_processes): no run imported GX itself
     assert all(check.metadata["gx_already_imported"] == "True" for check in first_gx)
@@ -70,7 +78,7 @@ def test_months_run_at_once_through_the_queue_after_the_reference_tables(
 
     # right away again: the stopped daemon's heartbeats must not pass for a live daemon (the run would wait forever)
     again = run_partitions(build_definitions(environment), environment, ["2013-01"])
-    assert [(o.partition, o.success) for o in again] == [("reference", True), ("2013-01", True)], [
+    assert [(o.partition, o.success) for o in again] == [("reference", True), ("2013-01", True), ("freshness", True)], [
         (o.errors, [f.description for f in o.findings]) for o in again
     ]
 

@@ -1,6 +1,7 @@
 """Run the flow on an environment's own instance: the reference tables once, in process; then the months through
 the run queue, as one asset backfill (the path a backfill from the UI takes), so up to ``max_concurrent_runs``
-months run at once in their own processes. Each month is reported as its run ends.
+months run at once in their own processes. Each month is reported as its run ends. Then, in process, the checks
+of the landing as a whole (is the newest landed month published in time?), reported as ``freshness``.
 
 SIGINT or SIGTERM (``stop_on_signals``) stops gently: no further month starts (the backfill is canceled), the
 running months are terminated through Dagster so they end CANCELED, and the command waits for them (bounded)."""
@@ -26,7 +27,13 @@ from dataops_assets.environments import Settings
 from dataops_assets.observability.config import build_observability_config
 from dataops_assets.observability.runlog import RunDigest
 from dataops_assets.observability.runs import RUNNER_TAGS, observe_run
-from dataops_assets.orchestration import MONTHLY_ASSETS, REFERENCE_CURSOR_KEY, landed_stamps, reference_tables
+from dataops_assets.orchestration import (
+    MONTHLY_ASSETS,
+    REFERENCE_CURSOR_KEY,
+    landed_stamps,
+    newest_month_freshness,
+    reference_tables,
+)
 from dataops_assets.partitions import PARTITION_TAG
 from dataops_assets.quality.verdict import CheckVerdict
 from dataops_ops.instance import exclusive_run, open_instance, running_daemon
@@ -43,6 +50,8 @@ _JSON_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # After SIGINT/SIGTERM, how long the running months get to end CANCELED (a container's grace period is often 30 s).
 STOP_GRACE_SECONDS = 25.0
 _PROCESS_DIED = "Run execution process for"
+# How the run of the landing checks after the months is named in the report (a month's key names its run).
+FRESHNESS_LABEL = "freshness"
 _NOT_LAUNCHED = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED}
 _FINAL_BACKFILL = {
     BulkActionStatus.COMPLETED,
@@ -110,9 +119,9 @@ def run_partitions(
     stop: StopRequest | None = None,
     on_note: Callable[[str], None] = lambda line: None,
 ) -> list[PartitionOutcome]:
-    """The reference tables, then one run per month through the queue; ``on_outcome`` hears of each as it ends,
-    ``on_note`` of what happened around them (a wait, a dead run found). After ``stop`` is requested no month
-    starts and the running ones are terminated."""
+    """The reference tables, then one run per month through the queue, then the landing checks; ``on_outcome``
+    hears of each as it ends, ``on_note`` of what happened around them (a wait, a dead run found). After ``stop`` is
+    requested no month starts, the running ones are terminated and the landing checks are not run."""
     stop = stop or StopRequest()
     outcomes: list[PartitionOutcome] = []
 
@@ -138,6 +147,8 @@ def run_partitions(
         _load(defs, settings, instance, partitions, stop=stop, heard=heard)
         loaded = {o.partition for o in outcomes if o.success}
         remember_loaded_files(instance, {key: stamp for key, stamp in landed.items() if key in loaded})
+        if not stop.requested:  # judged once the months have run, not in each month's run
+            heard(_run_in_process(defs, settings, instance, newest_month_freshness.name, FRESHNESS_LABEL))
     return outcomes
 
 
@@ -164,18 +175,25 @@ def _load(
 
 
 def _run_reference_tables(defs: dg.Definitions, settings: Settings, instance: dg.DagsterInstance) -> PartitionOutcome:
-    """In a worker thread: in the main thread Dagster would take SIGINT and SIGTERM over for the run (and fail
-    it as interrupted); this way a signal waits for the reference tables (seconds), then no month starts."""
-    job = defs.resolve_job_def(reference_tables.name)
+    # "reference", named as in the sensor's cursor
+    return _run_in_process(defs, settings, instance, reference_tables.name, REFERENCE_CURSOR_KEY)
+
+
+def _run_in_process(
+    defs: dg.Definitions, settings: Settings, instance: dg.DagsterInstance, job_name: str, label: str
+) -> PartitionOutcome:
+    """An unpartitioned job, in a worker thread: in the main thread Dagster would take SIGINT and SIGTERM over for
+    the run (and fail it as interrupted); this way a signal waits for the run (seconds), then nothing starts."""
+    job = defs.resolve_job_def(job_name)
     console = _JSON_CONSOLE if settings.json_logs else _QUIET_CONSOLE
     tags = RUNNER_TAGS | {PID_TAG: str(os.getpid())}  # so a kill of this command is found (launcher.py)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reference-tables") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=job_name) as pool:
         run = pool.submit(
             job.execute_in_process, instance=instance, raise_on_error=False, tags=tags, run_config=console
         )
         result = run.result()
     digest = _observe(defs, settings, instance, result.run_id)
-    return _outcome(instance, digest, partition=REFERENCE_CURSOR_KEY)  # "reference", named as in the sensor's cursor
+    return _outcome(instance, digest, partition=label)
 
 
 def _submit_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, partitions: Sequence[str]) -> str:

@@ -6,7 +6,9 @@ checks through this project's own bridge:
 - ``gx_suites``: which asset each suite checks, reading suite files, suite parameters per environment (no GX).
 - ``gx_validation``: running a suite on a DataFrame with GX and keeping the result for Data Docs.
 - ``gx_checks``: the Dagster checks, ``gx_asset_checks()``.
-- ``native``: Dagster's own checks (schema change of published tables, row-count bounds, freshness).
+- ``native``: Dagster's own checks (schema change of published tables, row-count bounds).
+- ``freshness``: the newest landed month is published within the environment's hours of its landing; evaluated
+  on its own (after ``dataops run``'s months, and hourly), never inside a month's run.
 - ``accepted``: the known gaps of the data, declared in ``expectations/accepted_exceptions.yaml``: a GX check
   passes when only they occur, and the staging step keeps their rows instead of quarantining them.
 - ``quarantine``: the quarantine gate of staging (the share of rows set aside by row rules and suite expectations

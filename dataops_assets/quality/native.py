@@ -1,12 +1,15 @@
 """Dagster-native checks, where they fit better than a GX suite: they read materialization history, not data.
 
 Dagster's check builders name their op after a hash of its keys (``asset_check_f8bb3d34``) and describe every
-check in generic words ("Evaluates freshness for targeted asset."); :func:`_readable` rebuilds each with an op
-name and a description that say what this project checks. The check names stay Dagster's own, so the history of
-a check in an instance continues across this change.
+check in generic words ("Checks whether there are changes to column schema..."); :func:`_readable` rebuilds
+each with an op name and a description that say what this project checks. The check names stay Dagster's own, so
+the history of a check in an instance continues across this change.
+
+Freshness is not Dagster's partition freshness check (is the newest month of 2013 there by a deadline on today's
+calendar?), which asked a closed historical year a wall-clock question in every month's run: ``quality.freshness``
+asks whether the newest landed month was published in time.
 """
 
-import warnings
 from collections.abc import Callable, Sequence
 
 import dagster as dg
@@ -15,12 +18,10 @@ from dataops_assets.environments import Thresholds
 
 PUBLISHED = dg.AssetSelection.tag("published", "true")
 CORE_FLIGHTS = dg.AssetKey(["core", "flights"])
-FRESHNESS_DEADLINE_CRON = "0 9 3 * *"
-FRESHNESS_TIMEZONE = "America/New_York"
 
 
 def native_checks(assets: Sequence[dg.AssetsDefinition], thresholds: Thresholds) -> Sequence[dg.AssetChecksDefinition]:
-    """Schema change on published tables, row-count bounds from metadata, freshness of the newest partition."""
+    """Schema change on published tables, row-count bounds from metadata."""
     # Dagster's builder takes its bounds when the definitions load, not from a resource at run time; the
     # definitions are built per environment, so these are its thresholds, and the maintained check stays.
     min_rows = thresholds.min_flights_per_month * (1 - thresholds.max_quarantine_share)
@@ -52,29 +53,7 @@ def native_checks(assets: Sequence[dg.AssetsDefinition], thresholds: Thresholds)
                 "month, less the share quarantine may take. Dagster's build_metadata_bounds_checks."
             ),
         ),
-        *_readable(
-            _newest_partition_freshness(),
-            op_name="core_flights_newest_month_freshness",
-            describe=lambda key: (
-                f"WARN when the newest month of {key.to_user_string()} has not been materialized by 09:00 "
-                f"{FRESHNESS_TIMEZONE} on the 3rd of the following month (cron {FRESHNESS_DEADLINE_CRON}). "
-                "Dagster's build_time_partition_freshness_checks."
-            ),
-        ),
     ]
-
-
-def _newest_partition_freshness() -> Sequence[dg.AssetChecksDefinition]:
-    """WARN when the newest month is missing from core by the 3rd of the month after it ends.
-
-    Dagster marks this builder superseded by FreshnessPolicy, which only looks at the latest materialization of
-    any partition; the per-partition question ("has the newest month arrived?") is the one that matters here.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.SupersessionWarning)
-        return dg.build_time_partition_freshness_checks(
-            assets=[CORE_FLIGHTS], deadline_cron=FRESHNESS_DEADLINE_CRON, timezone=FRESHNESS_TIMEZONE
-        )
 
 
 def _readable(
