@@ -21,6 +21,8 @@ LAKE_URI_VAR = "DATAOPS_LAKE_URI"
 MAX_RUNS_VAR = "DATAOPS_MAX_CONCURRENT_RUNS"
 # A JSON object of Thresholds fields that replace the environment's own, e.g. for a smaller landed sample.
 THRESHOLDS_VAR = "DATAOPS_THRESHOLDS"
+# The JSON-lines log file every process of the environment appends to (default: <env_dir>/logs/dataops.jsonl).
+JSON_LOGS_VAR = "DATAOPS_JSON_LOGS"
 DEFAULT_ENV = "dev"
 
 
@@ -65,6 +67,7 @@ class Settings:
     thresholds: Thresholds
     json_logs: bool
     lake_uri_override: str | None = None
+    json_log_override: Path | None = None
     max_concurrent_runs: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @property
@@ -83,6 +86,11 @@ class Settings:
     def lake_uri(self) -> str:
         """Root of the environment's Delta tables: ``<lake_uri>/<layer>/<table>``."""
         return self.lake_uri_override or str(self.env_dir / "lake")
+
+    @property
+    def json_log_file(self) -> Path:
+        """Where the JSON log records of the ``dataops`` command and of runs are appended, one object per line."""
+        return self.json_log_override or self.env_dir / "logs" / "dataops.jsonl"
 
     @property
     def dagster_home(self) -> Path:
@@ -154,6 +162,9 @@ def current_settings() -> Settings:
     if runs and not (runs.isdigit() and int(runs) > 0):
         raise UnknownEnvironmentError(f"{MAX_RUNS_VAR}={runs!r} is not a positive whole number")
     settings = settings_for(name, Path(root) if root else None, os.environ.get(LAKE_URI_VAR) or None, int(runs or 0))
+    json_log = os.environ.get(JSON_LOGS_VAR, "").strip()
+    if json_log:
+        settings = replace(settings, json_log_override=Path(json_log))
     overrides = os.environ.get(THRESHOLDS_VAR, "").strip()
     return replace(settings, thresholds=_override(settings.thresholds, overrides)) if overrides else settings
 

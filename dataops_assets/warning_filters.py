@@ -1,7 +1,8 @@
 """The one place that silences Dagster's preview, beta and supersession warnings about features used on purpose.
 
 Each filter names one feature by its warning text, so any other warning (a new preview feature, a deprecation)
-still shows. Installed on import, before the asset modules that use the features are imported.
+still shows. Installed on import: by the Definitions before the asset modules that use the features are imported,
+and by the ``dataops`` command before any of its handlers runs.
 """
 
 from __future__ import annotations

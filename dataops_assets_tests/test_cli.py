@@ -17,6 +17,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,7 @@ from dataops_ops.cli import _parser, main
 _SUMMARY_LINE = re.compile(r"^(?P<table>[a-z_]+/[a-z_]+)\s+(?P<rows>[\d,]+)\s+(?P<partitions>\d+|-)$")
 _RUN_LINE = re.compile(r"^dev (?P<partition>2013-\d\d) (?P<status>ok|FAILED): (?P<passed>\d+)/(?P<total>\d+) checks")
 _REFERENCE_TABLES = {"airports", "airlines", "planes"}
+_WARNING_LINE = re.compile(r"\b\w*Warning\b")  # Python's own: "file.py:12: PreviewWarning: ..."
 
 
 @pytest.fixture
@@ -39,6 +41,7 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(environments.ENV_VAR, "dev")
     monkeypatch.setenv(environments.DATA_ROOT_VAR, str(tmp_path))
     monkeypatch.setenv(environments.THRESHOLDS_VAR, json.dumps(FIXTURE_BOUNDS))
+    monkeypatch.delenv(environments.JSON_LOGS_VAR, raising=False)  # the environment's own log file
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "unused_dagster_home"))
     return tmp_path
 
@@ -69,11 +72,12 @@ def test_run_one_partition_prints_the_summary(data_root: Path, capsys: pytest.Ca
     settings = settings_for("dev", data_root)
     write_landing(settings.landing_dir, ["2013-01", "2013-02"])
 
-    assert main(["run", "2013-01"]) == 0
+    assert main(["run", "2013-01", "--log-format", "json"]) == 0
     out, err = capsys.readouterr()
     [run_line] = [m for m in map(_RUN_LINE.match, out.splitlines()) if m]
     assert (run_line["partition"], run_line["status"]) == ("2013-01", "ok")
-    # not a terminal: a plain progress line per month on stdout, the logs as JSON lines on stderr, no escapes
+    # not a terminal: a plain progress line per month on stdout, no escapes; asked for, the log records as JSON
+    # lines on stderr, the same as in the log file
     assert re.search(r"^progress: 1/1 months done, \d+:\d\d elapsed$", out, re.MULTILINE)
     assert "\r" not in out
     logged = [json.loads(line) for line in err.splitlines()]
@@ -83,6 +87,7 @@ def test_run_one_partition_prints_the_summary(data_root: Path, capsys: pytest.Ca
         "2013-01",
         "freshness",
     ]
+    assert logged == _records(settings.json_log_file)
     # core warns on the flight without weather; BQN and N999ZZ are accepted exceptions (counted, not reported
     # again); nothing else fails
     assert int(run_line["passed"]) == int(run_line["total"]) - 1
@@ -100,6 +105,37 @@ def test_run_one_partition_prints_the_summary(data_root: Path, capsys: pytest.Ca
 
     assert main(["summary"]) == 0
     assert _summary(capsys.readouterr().out) == _expected_summary(["2013-01"])
+
+
+def _records(log_file: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log_file.read_text().splitlines()]
+
+
+def _run_through_pipes(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``dataops`` with stdout and stderr on pipes, as CI, ``| tee`` or a redirect give it."""
+    dataops = str(Path(sys.executable).with_name("dataops"))
+    return subprocess.run([dataops, *args], capture_output=True, text=True, env=os.environ, timeout=600, check=False)
+
+
+def test_outside_a_terminal_each_month_line_is_printed_once_and_logged_to_the_file(data_root: Path) -> None:
+    settings = settings_for("dev", data_root)
+    months = ["2013-01", "2013-02"]
+    write_landing(settings.landing_dir, months)
+
+    done = _run_through_pipes(["run", *months])
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    both = done.stdout + done.stderr
+    for partition in ("reference", *months):
+        assert both.count(f"dev {partition} ok: ") == 1, both
+    assert not [line for line in done.stderr.splitlines() if line.lstrip().startswith("{")], done.stderr
+    assert not _WARNING_LINE.search(both), both
+    printed = [line for line in done.stdout.splitlines() if line.startswith("dev ") and " ok: " in line]
+    records = _records(settings.json_log_file)
+    assert settings.json_log_file == data_root / "dev" / "logs" / "dataops.jsonl"
+    reported = {r["partition"]: r["message"] for r in records if r["logger"] == "dataops_ops.run"}
+    assert set(reported) == {"reference", *months}
+    assert sorted(message.split("; ")[0] for message in reported.values()) == sorted(printed)
 
 
 def _run_on_a_terminal(args: list[str]) -> tuple[int, str]:
@@ -203,6 +239,28 @@ def test_help_lists_the_commands_without_importing_dagster() -> None:
     lake = ("sql", "history", "restore", "verify")
     for command in ("land", "run", "summary", "docs", "metrics", "deploy", "promote", "status", *lake):
         assert command in probe["help"], command
+
+
+# after a command, as if a Dagster module warned during it: Dagster's warning of a feature warning_filters.py names,
+# and one of a feature it does not name
+_WARNING_PROBE = """
+import warnings
+import dagster as dg
+from dataops_ops.cli import main
+main(["summary"])
+named = "Specifying a partitions_def on an AssetCheckSpec is currently in preview, and may have breaking changes"
+warnings.warn_explicit(named, dg.PreviewWarning, "dagster/_named.py", 1, module="dagster._named")
+unnamed = "Function `unnamed_feature` is currently in preview"
+warnings.warn_explicit(unnamed, dg.PreviewWarning, "dagster/_new.py", 1, module="dagster._new")
+"""
+
+
+def test_the_cli_silences_only_the_dagster_warnings_it_names(data_root: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _WARNING_PROBE], capture_output=True, text=True, env=os.environ, timeout=120, check=True
+    )
+    assert _WARNING_LINE.findall(done.stderr) == ["PreviewWarning"], done.stderr
+    assert "dagster/_new.py:1: PreviewWarning: Function `unnamed_feature` is currently in preview" in done.stderr
 
 
 def test_every_subcommand_names_a_handler_that_exists() -> None:

@@ -14,6 +14,7 @@ from dataops_assets.environments import (
     DATA_ROOT_VAR,
     ENV_VAR,
     ENVIRONMENT_NAMES,
+    JSON_LOGS_VAR,
     UnknownEnvironmentError,
     current_settings,
     default_data_root,
@@ -24,9 +25,10 @@ from dataops_ops.instance import open_instance
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No DATAOPS_ENV and no DATAOPS_DATA_ROOT, whatever the shell running the tests has set."""
+    """No DATAOPS_ENV, DATAOPS_DATA_ROOT nor DATAOPS_JSON_LOGS, whatever the shell running the tests has set."""
     monkeypatch.delenv(ENV_VAR, raising=False)
     monkeypatch.delenv(DATA_ROOT_VAR, raising=False)
+    monkeypatch.delenv(JSON_LOGS_VAR, raising=False)
     return monkeypatch
 
 
@@ -137,6 +139,18 @@ def test_dataops_data_root_moves_every_path(clean_env: pytest.MonkeyPatch, tmp_p
     for path in (settings.landing_dir, settings.warehouse_path, settings.dagster_home, settings.data_docs_dir):
         assert path.is_relative_to(tmp_path / "prod")
     assert not settings.warehouse_path.is_relative_to(default_data_root())
+
+
+def test_json_logs_go_to_the_environments_log_file_or_where_dataops_json_logs_points(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    clean_env.setenv(ENV_VAR, "stage")
+    clean_env.setenv(DATA_ROOT_VAR, str(tmp_path))
+    assert current_settings().json_log_file == tmp_path / "stage" / "logs" / "dataops.jsonl"
+    clean_env.setenv(JSON_LOGS_VAR, str(tmp_path / "shipped" / "all.jsonl"))
+    assert current_settings().json_log_file == tmp_path / "shipped" / "all.jsonl"
+    clean_env.setenv(JSON_LOGS_VAR, " ")
+    assert current_settings().json_log_file == tmp_path / "stage" / "logs" / "dataops.jsonl"
 
 
 def test_empty_dataops_data_root_means_the_default(clean_env: pytest.MonkeyPatch) -> None:

@@ -11,10 +11,8 @@ import importlib
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from contextlib import redirect_stderr
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,14 +35,13 @@ _LOG = logging.getLogger("dataops_ops.run")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit codes: 2 for an unknown or unready environment, 3 for a refused deploy, 1 for a failed run or deploy."""
-    # Beta/preview notices of the Dagster APIs used are for developers reading code, not for operators.
-    warnings.filterwarnings("ignore", module="dagster")
-    warnings.filterwarnings("ignore", message=".*(beta|preview|superseded).*", category=Warning)
     args = _parser().parse_args(argv)
     module, function = args.handler
     try:
         settings = current_settings()
-        from dataops_assets.observability.logging import configure_cli_logging  # loads Dagster: not for --help
+        # these load Dagster: not for --help; the named warnings are silenced before any handler uses a feature
+        import dataops_assets.warning_filters  # noqa: F401
+        from dataops_assets.observability.logging import configure_cli_logging
 
         configure_cli_logging(settings)
         result: int | None = getattr(importlib.import_module(module), function)(settings, args)
@@ -90,8 +87,8 @@ def _pipeline_commands(commands: Any) -> None:
     run.add_argument(
         "--log-format",
         choices=LOG_FORMATS,
-        help="log lines on stderr: human text, or one JSON object per line "
-        "(default: human on a terminal, json when the output is not one)",
+        default="human",
+        help="log lines on stderr: human text (default), or the JSON records of the log file, one object per line",
     )
     _command(commands, "summary", _LAKE, "rows and partitions per lake table")
     _command(commands, "docs", _PIPELINE, "render Great Expectations Data Docs of the latest validations")
@@ -201,15 +198,15 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if unknown:
         print(f"dataops: unknown partition(s) {', '.join(unknown)}; expected YYYY-MM in 2013", file=sys.stderr)
         return 2
-    settings = replace(settings, json_logs=_json_logs(args.log_format))
+    json_stream = args.log_format == "json"
     console = Console(sys.stdout, sys.stderr, Progress(len(partitions)), live=sys.stdout.isatty())
     # every line on stderr (notes, logs, warnings) goes through the console, which clears the progress line first
     with stop_on_signals() as stop, console.running(), redirect_stderr(console.stderr):
-        configure_cli_logging(settings)
+        configure_cli_logging(settings, json_stream=json_stream)
         outcomes: list[PartitionOutcome] = []
         failure: Exception | None = None
         try:
-            _run_months(settings, partitions, stop, outcomes, console)
+            _run_months(settings, partitions, stop, outcomes, console, json_stream=json_stream)
         except Exception as error:
             failure = error
     if failure is not None:  # reported once the progress line is done
@@ -223,19 +220,19 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if all(outcome.success for outcome in outcomes) else 1
 
 
-def _json_logs(log_format: str | None) -> bool:
-    """JSON log lines when asked, or by default when the output is not a terminal (a pipe, a file, a CI log)."""
-    return log_format == "json" or (log_format is None and not sys.stdout.isatty())
-
-
 def _run_months(
     settings: Settings,
     partitions: list[str],
     stop: StopRequest,
     outcomes: list[PartitionOutcome],
     console: Console,
+    *,
+    json_stream: bool,
 ) -> None:
+    """Month lines and notes are printed as text and logged as records (the log file; stderr too with
+    ``json_stream``, where a note is then only the record)."""
     from dataops_assets.definitions import build_definitions
+    from dataops_assets.observability.logging import PRINTED
     from dataops_assets.orchestration import REFERENCE_CURSOR_KEY
     from dataops_ops.runner import run_partitions
 
@@ -253,10 +250,11 @@ def _run_months(
             console.month_done()
 
     def note(line: str) -> None:
-        if settings.json_logs:  # the JSON stream stays JSON
+        if json_stream:  # a JSON stream stays JSON: the record only
             _LOG.warning(line)
         else:
             console.line(f"dataops: {line}", error=True)
+            _LOG.warning(line, extra=PRINTED)  # for the log file
 
     run_partitions(build_definitions(settings), settings, partitions, heard, stop=stop, on_note=note)
 
@@ -286,6 +284,8 @@ def _report_published(partitions: list[str], outcomes: list[PartitionOutcome], w
 
 
 def _report(settings: Settings, outcome: PartitionOutcome, console: Console) -> None:
+    from dataops_assets.observability.logging import PRINTED
+
     status = "ok" if outcome.success else "canceled" if outcome.status == "CANCELED" else "FAILED"
     passed = sum(check.passed for check in outcome.checks)
     checks = f"{passed}/{len(outcome.checks)} checks passed"
@@ -296,10 +296,10 @@ def _report(settings: Settings, outcome: PartitionOutcome, console: Console) -> 
         lines.append(f"    {finding.severity} {finding.asset} {finding.check}: {headline}")
         lines += [f"        {detail.strip()}" for detail in details]
     console.line("\n".join(lines))
-    if settings.json_logs:  # the same, as one record a log pipeline can index
-        level = logging.INFO if outcome.success else logging.ERROR
-        message = "; ".join([lines[0], *(line.strip() for line in lines[1:])])
-        _LOG.log(level, message, extra={"run_id": outcome.run_id, "partition": outcome.partition})
+    # the same, as one record a log pipeline can index
+    level = logging.INFO if outcome.success else logging.ERROR
+    message = "; ".join([lines[0], *(line.strip() for line in lines[1:])])
+    _LOG.log(level, message, extra={"run_id": outcome.run_id, "partition": outcome.partition, **PRINTED})
 
 
 def docs(settings: Settings, args: argparse.Namespace) -> int:

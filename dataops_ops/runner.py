@@ -43,8 +43,8 @@ from dataops_ops.sensor_state import remember_loaded_files
 _POLL_SECONDS = 1.0
 # A backfill whose first run has not been created by then has no daemon working on it.
 _STALL_SECONDS = 180.0
-# The in-process run's events still go to the instance (and the UI); the terminal gets the CLI's summary, or in
-# stage and prod every event as a JSON line (the ``console`` logger is the JSON one there).
+# The in-process run's events still go to the instance (and the UI); the terminal gets the CLI's summary, and in
+# stage and prod every event is a JSON line in the environment's log file (the ``console`` logger is the JSON one).
 _QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _JSON_CONSOLE = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # After SIGINT/SIGTERM, how long the running months get to end CANCELED (a container's grace period is often 30 s).
