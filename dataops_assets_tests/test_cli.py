@@ -126,7 +126,7 @@ def test_outside_a_terminal_each_month_line_is_printed_once_and_logged_to_the_fi
 
     assert done.returncode == 0, done.stdout + done.stderr
     both = done.stdout + done.stderr
-    for partition in ("reference", *months):
+    for partition in ("reference", *months, "freshness"):
         assert both.count(f"dev {partition} ok: ") == 1, both
     assert not [line for line in done.stderr.splitlines() if line.lstrip().startswith("{")], done.stderr
     assert not _WARNING_LINE.search(both), both
@@ -134,7 +134,7 @@ def test_outside_a_terminal_each_month_line_is_printed_once_and_logged_to_the_fi
     records = _records(settings.json_log_file)
     assert settings.json_log_file == data_root / "dev" / "logs" / "dataops.jsonl"
     reported = {r["partition"]: r["message"] for r in records if r["logger"] == "dataops_ops.run"}
-    assert set(reported) == {"reference", *months}
+    assert set(reported) == {"reference", *months, "freshness"}
     assert sorted(message.split("; ")[0] for message in reported.values()) == sorted(printed)
 
 
