@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install system-packages run ui test test-fast lint bench build lock clean
+.PHONY: install system-packages run ui screenshots test test-fast lint bench build lock clean
 
 $(INSTALLED): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: install
 ## ui: the Dagster UI on 127.0.0.1:3000 through dg dev, on the environment's own instance
 ui: install
 	$(BIN)/dataops ui
+
+## screenshots: the README's UI pictures (docs/images/) over the real year in stage, landed and run first if unpublished
+screenshots: install
+	$(BIN)/python docs/screenshots.py
 
 lint: install
 	$(BIN)/ruff check .
