@@ -47,7 +47,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     if not ui_pages.CHROMIUM.exists():
-        pytest.fail(f"{ui_pages.CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)")
+        pytest.fail(f"{ui_pages.CHROMIUM} missing: make test installs it, or set DATAOPS_CHROMIUM")
     settings = tiny_landed_settings(tmp_path_factory.mktemp("ui"))
     _land_a_flight_without_weather(settings.landing_dir)
     env = {
