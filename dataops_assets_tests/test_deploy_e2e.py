@@ -13,6 +13,7 @@ missing.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -38,6 +39,7 @@ from dataops_ops.deploy.environment_root import EnvironmentRoot, sqlalchemy_url
 from dataops_ops.deploy.errors import ArtifactError, DeployError, DeployFailedError, DeployLockedError
 from dataops_ops.deploy.services import served_python, start_webserver, stop_services
 from dataops_ops.deploy.webserver import Webserver
+from dataops_ops.preview import STATE_FILE
 from dataops_ops.processes import stop
 
 pytestmark = pytest.mark.e2e
@@ -190,7 +192,8 @@ class Artifacts:
 
 def _build_variant(tmp: Path, name: str, version: str, append: str) -> Path:
     tree = tmp / f"tree-{name}"
-    shutil.copytree(PROJECT / "dataops_assets", tree / "dataops_assets", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("dataops_assets", "dataops_ops"):  # a release runs the tooling too (its definitions state)
+        shutil.copytree(PROJECT / package, tree / package, ignore=shutil.ignore_patterns("__pycache__"))
     for file in ("pyproject.toml", "README.md", "requirements.lock", "workspace.yaml"):
         if (PROJECT / file).is_file():
             shutil.copy2(PROJECT / file, tree / file)
@@ -376,6 +379,12 @@ def test_promotion_path_end_to_end(
     published = ["core/flights", "marts/carrier_monthly", "marts/route_monthly"]
     assert report["gate"]["details"]["published"] == published, report["gate"]
     assert _served_release(root, "prod") == good.version
+    # Each live release recorded its definitions state, written by its own interpreter, for previews to compare with.
+    for live in (dev, stage, prod):
+        release = live.current()
+        assert release is not None
+        state = json.loads((release.path / STATE_FILE).read_text())
+        assert state["environment"] == live.name and {"raw/flights", "publish/months"} <= set(state["assets"]), state
 
     rows = {row["env"]: row for row in operations.status(root)}
     assert {name: rows[name]["version"] for name in rows} == dict.fromkeys(("dev", "stage", "prod"), good.version)
