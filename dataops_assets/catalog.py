@@ -8,6 +8,7 @@ puts the catalog on the asset definitions (column schema, table name, group, cod
 
 from __future__ import annotations
 
+import ast
 import configparser
 import hashlib
 import inspect
@@ -28,6 +29,13 @@ from dataops_assets.transforms.typing import LINEAGE_COLUMNS, QUARANTINE_COLUMNS
 # Added by the staging assets to each quarantined row (the run that set it aside and when).
 QUARANTINE_RUN_COLUMNS = ("_run_id", "_quarantined_at")
 PACKAGE_DIR = Path(__file__).resolve().parent
+# The packages whose modules a code version covers, when an asset's (or a check's) code reaches them.
+_PROJECT_PACKAGES = (
+    "dataops_assets.transforms",
+    "dataops_assets.assets",
+    "dataops_assets.landing",
+    "dataops_assets.quality",
+)
 
 # One meaning per column name; _TABLE_DESCRIPTIONS below overrides it where a table uses the name otherwise.
 _DESCRIPTIONS = {
@@ -234,7 +242,7 @@ def describe_assets(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefi
 
 
 def _describe(asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
-    version = _code_version(asset)
+    version = compute_version(asset)
     return asset.map_asset_specs(lambda spec: _describe_spec(spec, version))
 
 
@@ -248,12 +256,30 @@ def _describe_spec(spec: dg.AssetSpec, code_version: str) -> dg.AssetSpec:
     return described.merge_attributes(metadata=metadata)
 
 
-def _code_version(asset: dg.AssetsDefinition) -> str:
-    """A hash of the asset's module and of every transforms module its code reaches: it changes when they do."""
-    compute = asset.op.compute_fn
+def compute_version(definition: dg.AssetsDefinition) -> str:
+    """A hash of the code that computes an asset (or a check): the normalized source of the compute function's
+    module and of every project module its code reaches. It changes when what they compute does, not when their
+    layout, comments or docstrings do."""
+    compute = definition.op.compute_fn
     function = getattr(compute, "decorated_fn", compute)
-    sources = sorted({inspect.getsource(module) for module in _modules_reached(function)})
+    sources = sorted({normalized_source(module) for module in _modules_reached(function)})
     return hashlib.sha256("".join(sources).encode()).hexdigest()[:12]
+
+
+@cache
+def normalized_source(module: ModuleType) -> str:
+    """The module's code as ``ast.unparse`` writes it, without docstrings: comments, blank lines, line breaks and
+    quotes are gone. Docstrings go too: they change no result (Dagster shows one as the asset's description)."""
+    tree = ast.parse(inspect.getsource(module))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and _docstring(node):
+            node.body = node.body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
+
+
+def _docstring(node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    first = node.body[0] if node.body else None
+    return isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
 
 
 def _modules_reached(function: object) -> set[ModuleType]:
@@ -291,7 +317,8 @@ def _walk(modules: set[ModuleType]) -> set[ModuleType]:
 
 
 def _is_project(module: ModuleType) -> bool:
-    return module.__name__.startswith(("dataops_assets.transforms", "dataops_assets.assets", "dataops_assets.landing"))
+    # quality too: the staging step enforces the suites' quarantine rules and the accepted values through it
+    return module.__name__.startswith(_PROJECT_PACKAGES)
 
 
 def git_remote(root: Path) -> tuple[str, str] | None:

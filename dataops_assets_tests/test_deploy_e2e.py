@@ -13,6 +13,7 @@ missing.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
@@ -38,6 +39,7 @@ from dataops_ops.deploy.environment_root import EnvironmentRoot, sqlalchemy_url
 from dataops_ops.deploy.errors import ArtifactError, DeployError, DeployFailedError, DeployLockedError
 from dataops_ops.deploy.services import served_python, start_webserver, stop_services
 from dataops_ops.deploy.webserver import Webserver
+from dataops_ops.preview import STATE_FILE
 from dataops_ops.processes import stop
 
 pytestmark = pytest.mark.e2e
@@ -310,6 +312,12 @@ def test_promotion_path_end_to_end(
     published = ["core/flights", "marts/carrier_monthly", "marts/route_monthly"]
     assert report["gate"]["details"]["published"] == published, report["gate"]
     assert _served_release(root, "prod") == good.version
+    # Each live release recorded its definitions state, written by its own interpreter, for previews to compare with.
+    for live in (dev, stage, prod):
+        release = live.current()
+        assert release is not None
+        state = json.loads((release.path / STATE_FILE).read_text())
+        assert state["environment"] == live.name and {"raw/flights", "publish/months"} <= set(state["assets"]), state
 
     rows = {row["env"]: row for row in operations.status(root)}
     assert {name: rows[name]["version"] for name in rows} == dict.fromkeys(("dev", "stage", "prod"), good.version)

@@ -27,6 +27,7 @@ from dataops_ops.deploy.services import (
     terminate_gate_runs,
 )
 from dataops_ops.deploy.webserver import Webserver
+from dataops_ops.preview import STATE_FILE
 from dataops_ops.processes import Interrupted, interrupt_on_signals, run
 
 Record = dict[str, Any]
@@ -52,9 +53,10 @@ def deploy(
     event: str = "deploy",
     gate_timeout_s: float | None = None,
 ) -> Record:
-    """Verify, install, switch, reload and gate; roll back on failure. ``gate_timeout_s`` overrides the
-    environment's configured gate timeout for this deploy only. SIGINT or SIGTERM stops it: the gate's runs are
-    terminated through Dagster, the previous release restored, and ``Interrupted`` raised."""
+    """Verify, install, switch, reload, gate and record the release's definitions state; roll back on failure.
+    ``gate_timeout_s`` overrides the environment's configured gate timeout for this deploy only. SIGINT or SIGTERM
+    stops it: the gate's runs are terminated through Dagster, the previous release restored, and ``Interrupted``
+    raised."""
     with interrupt_on_signals():
         return _deploy(root, env_name, wheel, manifest, log=log, event=event, gate_timeout_s=gate_timeout_s)
 
@@ -99,6 +101,7 @@ def _deploy(
             gate = run_gate(env, config, release, webserver, log)
             if not gate.passed:
                 raise GateFailedError(gate)
+            record_definitions_state(env, release, log)
         except Interrupted as interrupt:
             stopped = _stop_interrupted(env, config, previous, webserver, version=artifact.version, log=log)
             env.append_audit(event, "rolled_back", reason=f"interrupted by {interrupt.name}", **stopped, **details)
@@ -220,6 +223,16 @@ def install_release(env: EnvironmentRoot, config: EnvironmentConfig, artifact: V
     if not Path(where).resolve().is_relative_to(path.resolve()) or version != artifact.version:
         raise errors.ArtifactError(f"release venv imports dataops_assets {version} from {where}, not the artifact")
     return env.write_release(path, artifact.version, artifact.sha256, artifact.wheel.name)
+
+
+def record_definitions_state(env: EnvironmentRoot, release: Release, log: Log) -> Path:
+    """The release's definitions state (``dataops_ops.preview.state``), written into its folder by its own
+    interpreter: what a preview of a pull request compares with while the release is live."""
+    out = release.path / STATE_FILE
+    command = [str(release.python), "-m", "dataops_ops.preview.state", "--env", env.name, "--out", str(out)]
+    run(command, cwd=release.path, env=env.process_environment())
+    log(f"  definitions state of {release.version} recorded in {out.name}")
+    return out
 
 
 def activate(env: EnvironmentRoot, config: EnvironmentConfig, release: Release, webserver: Webserver, log: Log) -> None:
