@@ -178,7 +178,7 @@ def test_a_share_within_the_limit_is_quarantined_and_the_month_published(tmp_pat
     assert quarantined["rule"].value_counts().to_dict() == expected
     staged = read_table(settings, "staging.flights")
     assert len(staged) + len(quarantined) == rows
-    assert not staged["tailnum"].str.contains("\n", regex=False).fillna(False).any()
+    assert not staged["tailnum"].str.contains("\n", regex=False, na=False).any()
     assert staged["distance"].min() > 0
 
 
