@@ -44,8 +44,12 @@ def _commit_file(version: int) -> str:
 
 def read_commit(uri: str, version: int, storage_options: Mapping[str, str] | None = None) -> Commit | None:
     """The commit whose log file is ``version``'s; None when that file does not exist (not yet, or cleaned up)."""
+    return _read(_log(uri, storage_options), version)
+
+
+def _read(log: pafs.FileSystem, version: int) -> Commit | None:
     try:
-        with _log(uri, storage_options).open_input_stream(_commit_file(version)) as stream:
+        with log.open_input_stream(_commit_file(version)) as stream:
             lines = stream.read().decode().splitlines()
     except FileNotFoundError:
         return None
@@ -56,7 +60,11 @@ def read_commit(uri: str, version: int, storage_options: Mapping[str, str] | Non
 
 def commit_versions(uri: str, storage_options: Mapping[str, str] | None = None) -> list[int]:
     """The versions whose commit file the log holds, oldest first (checkpoints and other files left out)."""
-    listed = _log(uri, storage_options).get_file_info(pafs.FileSelector(LOG_FOLDER))
+    return _versions(_log(uri, storage_options))
+
+
+def _versions(log: pafs.FileSystem) -> list[int]:
+    listed = log.get_file_info(pafs.FileSelector(LOG_FOLDER))
     names = (info.base_name for info in listed)
     return sorted(int(name[:_DIGITS]) for name in names if len(name) == _DIGITS + 5 and name.endswith(".json"))
 
@@ -65,8 +73,9 @@ def commits(
     uri: str, storage_options: Mapping[str, str] | None = None, after: int = -1, limit: int | None = None
 ) -> list[Commit]:
     """The commits newer than version ``after``, newest first (at most ``limit``), each named by its file."""
-    versions = [version for version in reversed(commit_versions(uri, storage_options)) if version > after]
-    found = (read_commit(uri, version, storage_options) for version in versions[:limit])
+    log = _log(uri, storage_options)  # one object store for the listing and every read
+    versions = [version for version in reversed(_versions(log)) if version > after]
+    found = (_read(log, version) for version in versions[:limit])
     return [commit for commit in found if commit is not None]
 
 
@@ -95,6 +104,7 @@ def last_commit_after(
 
 def _commits_from(uri: str, version: int, storage_options: Mapping[str, str] | None) -> Iterator[Commit]:
     """Commit ``version``, then each next one, until a version has no commit file."""
-    while (commit := read_commit(uri, version, storage_options)) is not None:
+    log = _log(uri, storage_options)
+    while (commit := _read(log, version)) is not None:
         yield commit
         version += 1
