@@ -12,10 +12,12 @@ import ast
 import configparser
 import hashlib
 import inspect
+import textwrap
 from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
-from types import ModuleType
+from types import CodeType, ModuleType
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -258,19 +260,31 @@ def _describe_spec(spec: dg.AssetSpec, code_version: str) -> dg.AssetSpec:
 
 def compute_version(definition: dg.AssetsDefinition) -> str:
     """A hash of the code that computes an asset (or a check): the normalized source of the compute function's
-    module and of every project module its code reaches. It changes when what they compute does, not when their
-    layout, comments or docstrings do."""
+    module, and of the project code its function reaches: each project function it names or closes over (and what
+    that function reaches in turn), the value of each constant it names, and whole any project module or class it
+    names (with the modules those import). It changes when what they compute does, not when their layout,
+    comments or docstrings do, nor when a function of a shared module that this asset never reaches does."""
     compute = definition.op.compute_fn
     function = getattr(compute, "decorated_fn", compute)
-    sources = sorted({normalized_source(module) for module in _modules_reached(function)})
-    return hashlib.sha256("".join(sources).encode()).hexdigest()[:12]
+    own = inspect.getmodule(function)
+    reached = _Reach()
+    reached.function(function, include_source=own is None)
+    if own is not None:  # its own module whole, and the constants its module-level code reads from others
+        reached.sources.add(normalized_source(own))
+        reached.constants_read_by(own)
+    sources = {normalized_source(module) for module in _walk(reached.modules)}
+    return hashlib.sha256("".join(sorted(sources | reached.sources)).encode()).hexdigest()[:12]
 
 
 @cache
 def normalized_source(module: ModuleType) -> str:
     """The module's code as ``ast.unparse`` writes it, without docstrings: comments, blank lines, line breaks and
     quotes are gone. Docstrings go too: they change no result (Dagster shows one as the asset's description)."""
-    tree = ast.parse(inspect.getsource(module))
+    return _normalized(inspect.getsource(module))
+
+
+def _normalized(source: str) -> str:
+    tree = ast.parse(textwrap.dedent(source))
     for node in ast.walk(tree):
         if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and _docstring(node):
             node.body = node.body[1:] or [ast.Pass()]
@@ -282,26 +296,74 @@ def _docstring(node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunc
     return isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
 
 
-def _modules_reached(function: object) -> set[ModuleType]:
-    """The function's own module, and the project modules of what it names or closes over, with their imports."""
-    own = inspect.getmodule(function)
-    if own is None:
-        return _walk(_referenced(function))
-    # Not the imports of the own module: they serve its other assets too.
-    return {own} | _walk(_referenced(function) - {own})
+class _Reach:
+    """What a function reaches in the project: the sources of functions and constants, and whole modules."""
 
+    def __init__(self) -> None:
+        self.sources: set[str] = set()
+        self.modules: set[ModuleType] = set()
+        self._seen: set[int] = set()
 
-def _referenced(function: object) -> set[ModuleType]:
-    modules = set()
-    code = getattr(function, "__code__", None)
-    names = set(code.co_names) if code else set()
-    scope = dict(getattr(function, "__globals__", {}))
-    cells = [cell.cell_contents for cell in getattr(function, "__closure__", None) or ()]
-    for value in [*(scope[n] for n in names if n in scope), *cells]:
+    def function(self, function: Any, include_source: bool = True) -> None:
+        function = inspect.unwrap(function)
+        if id(function) in self._seen:
+            return
+        self._seen.add(id(function))
+        if include_source:
+            self.sources.add(_normalized(inspect.getsource(function)))
+        scope = getattr(function, "__globals__", {})
+        cells = [cell.cell_contents for cell in getattr(function, "__closure__", None) or ()]
+        named = [(name, scope[name]) for name in _names(getattr(function, "__code__", None)) if name in scope]
+        for name, value in [*named, *((None, cell) for cell in cells)]:
+            self.value(name, value)
+
+    def value(self, name: str | None, value: Any) -> None:
         module = value if isinstance(value, ModuleType) else inspect.getmodule(value)
         if module is not None and _is_project(module):
-            modules.add(module)
-    return modules
+            if inspect.isfunction(value) or inspect.isfunction(inspect.unwrap(value)):
+                self.function(value)
+            else:  # a module, a class or another object defined in the project: all of its module
+                self.modules.add(module)
+        elif name is not None and _is_constant(value):
+            self.sources.add(f"{name} = {_constant_text(value)}")  # a constant the function reads
+
+    def constants_read_by(self, module: ModuleType) -> None:
+        """The constants a module's own code reads from project modules, by name or as ``module.NAME``."""
+        scope = vars(module)
+        for name, value in scope.items():
+            if _is_constant(value) and not name.startswith("__"):
+                self.sources.add(f"{name} = {_constant_text(value)}")
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                owner = scope.get(node.value.id)
+                if isinstance(owner, ModuleType) and _is_project(owner):
+                    value = getattr(owner, node.attr, None)
+                    if _is_constant(value):
+                        self.sources.add(f"{owner.__name__}.{node.attr} = {_constant_text(value)}")
+
+
+def _constant_text(value: Any) -> str:
+    """The constant's value as text, a set's members in one order (``repr`` follows the process's hash seed)."""
+    if type(value) is frozenset:
+        return f"frozenset({sorted(map(_constant_text, value))})"
+    if type(value) is tuple:
+        return f"({', '.join(map(_constant_text, value))},)"
+    return repr(value)
+
+
+def _is_constant(value: Any) -> bool:
+    """Plain data whose ``repr`` is its value (no object whose ``repr`` holds an address)."""
+    if type(value) in (tuple, frozenset):
+        return all(_is_constant(item) for item in value)
+    return type(value) in (str, int, float, bool, type(None))
+
+
+def _names(code: CodeType | None) -> set[str]:
+    """The global names a function's code and the code nested in it (comprehensions, inner functions) use."""
+    if code is None:
+        return set()
+    nested = [const for const in code.co_consts if isinstance(const, CodeType)]
+    return set(code.co_names).union(*(_names(inner) for inner in nested))
 
 
 def _walk(modules: set[ModuleType]) -> set[ModuleType]:

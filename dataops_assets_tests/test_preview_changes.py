@@ -94,6 +94,15 @@ def edit_route_mart(package: Path) -> None:
     _replace(package / "transforms" / "marts.py", 'distance=("distance", "median")', 'distance=("distance", "mean")')
 
 
+def edit_shared_mart_helper(package: Path) -> None:
+    """What both marts call: their cancellation rate, over the flights that were not diverted."""
+    _replace(
+        package / "transforms" / "marts.py",
+        'out["cancellation_rate"] = out["cancelled"] / out["flights"]',
+        'out["cancellation_rate"] = out["cancelled"] / out["flights"].clip(lower=1)',
+    )
+
+
 def edit_checked_expectation(package: Path) -> None:
     """An expectation the staging.flights check evaluates (not a quarantine rule): critical becomes warning."""
     _edit_expectation(package / "expectations" / "staging.flights.json", "flight_not_null", _to_warning)
@@ -144,6 +153,7 @@ VARIANTS: dict[str, Callable[[Path], None] | None] = {
     "base": None,
     "reformatted": reformat,
     "route_mart": edit_route_mart,
+    "shared_mart_helper": edit_shared_mart_helper,
     "checked_expectation": edit_checked_expectation,
     "quarantine_rule": edit_quarantine_rule,
     "added_asset": add_asset,
@@ -206,22 +216,28 @@ def test_a_formatting_only_edit_changes_nothing(variants: VariantStates) -> None
     assert "No asset changes: the definitions match prod's." in format_changed_set(changed)
 
 
-def test_a_mart_body_edit_changes_the_marts_and_publish_and_nothing_upstream(
+def test_a_mart_body_edit_changes_that_mart_and_publish_and_nothing_upstream(
     variants: VariantStates, capsys: pytest.CaptureFixture[str]
 ) -> None:
     changed = _against_base(variants, "route_mart")
-    # A code version covers whole modules: the carrier mart is built from the same transforms module.
-    assert changed.data_changed == DOWNSTREAM_OF_CORE, format_changed_set(changed)
+    # the carrier mart's code is in the same module, but its function does not reach the route mart's
+    assert changed.data_changed == ["marts/route_monthly", "publish/months"], format_changed_set(changed)
     assert changed.checks_only == [] and changed.removed == []
-    for mart in ("marts/carrier_monthly", "marts/route_monthly"):
-        assert list(changed.assets[mart].reasons) == [Reason.CODE_VERSION], changed.assets[mart]
+    assert list(changed.assets["marts/route_monthly"].reasons) == [Reason.CODE_VERSION]
     publish = changed.assets["publish/months"]
-    assert publish.reasons == {} and publish.upstream == ("marts/carrier_monthly", "marts/route_monthly")
+    assert publish.reasons == {} and publish.upstream == ("marts/route_monthly",)
 
     # the command a pull request's job runs: the same set as JSON
     assert changes_main([str(variants.path("base")), str(variants.path("route_mart")), "--format", "json"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["data_changed"] == DOWNSTREAM_OF_CORE and printed["environment"] == "prod"
+    assert printed["data_changed"] == ["marts/route_monthly", "publish/months"] and printed["environment"] == "prod"
+
+
+def test_an_edit_of_a_function_both_marts_call_changes_both(variants: VariantStates) -> None:
+    changed = _against_base(variants, "shared_mart_helper")
+    assert changed.data_changed == DOWNSTREAM_OF_CORE, format_changed_set(changed)
+    for mart in ("marts/carrier_monthly", "marts/route_monthly"):
+        assert list(changed.assets[mart].reasons) == [Reason.CODE_VERSION], changed.assets[mart]
 
 
 def test_an_edit_of_a_checked_expectation_changes_only_that_assets_checks(variants: VariantStates) -> None:
