@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field, replace
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +26,9 @@ THRESHOLDS_VAR = "DATAOPS_THRESHOLDS"
 # The JSON-lines log file every process of the environment appends to (default: <env_dir>/logs/dataops.jsonl).
 JSON_LOGS_VAR = "DATAOPS_JSON_LOGS"
 DEFAULT_ENV = "dev"
+# A pull request's preview environment (``dataops preview up --pr N``); its manifest lies in its folder.
+PREVIEW_NAME = re.compile(r"^pr-([1-9][0-9]{0,8})$")
+PREVIEW_MANIFEST = "preview.json"
 
 
 class UnknownEnvironmentError(ValueError):
@@ -58,6 +63,38 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Preview:
+    """A pull request's preview of its base environment (prod): the assets it rebuilds, in its own lake, and the
+    Delta version of every other table of the base, which it reads there (time travel) and never writes."""
+
+    pr: int
+    base: str
+    base_lake_uri: str
+    base_landing_dir: Path
+    thresholds: Thresholds  # the base's own, so the checks judge the preview's data as the base's
+    rebuilt: tuple[str, ...]  # asset keys as ``layer/table``
+    pinned: Mapping[str, int]  # ``layer/table`` → the base table's Delta version, for every table not rebuilt
+    months: tuple[str, ...]  # the months the base had published when the preview was created
+    created_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "base_landing_dir": str(self.base_landing_dir), "pinned": dict(self.pinned)}
+
+    @classmethod
+    def from_json(cls, values: Mapping[str, Any]) -> Preview:
+        bands: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values["thresholds"].items()}
+        return cls(
+            **{
+                **values,
+                "base_landing_dir": Path(values["base_landing_dir"]),
+                "thresholds": Thresholds(**bands),
+                "rebuilt": tuple(values["rebuilt"]),
+                "months": tuple(values["months"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything one environment needs; paths are derived from ``data_root``."""
 
@@ -69,6 +106,12 @@ class Settings:
     lake_uri_override: str | None = None
     json_log_override: Path | None = None
     max_concurrent_runs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    preview: Preview | None = None
+
+    @property
+    def runs_automations(self) -> bool:
+        """Whether schedules and sensors run by default: in stage and prod, never in dev or a preview."""
+        return self.name in ("stage", "prod")
 
     @property
     def env_dir(self) -> Path:
@@ -76,7 +119,8 @@ class Settings:
 
     @property
     def landing_dir(self) -> Path:
-        return self.env_dir / "landing"
+        """A preview reads its base's landing files (the same data), never its own."""
+        return self.preview.base_landing_dir if self.preview else self.env_dir / "landing"
 
     @property
     def warehouse_path(self) -> Path:
@@ -138,25 +182,59 @@ def default_data_root() -> Path:
 def settings_for(
     name: str, data_root: Path | None = None, lake_uri: str | None = None, max_concurrent_runs: int | None = None
 ) -> Settings:
-    """Settings of a named environment; an unknown name fails with the valid ones listed."""
-    if name not in _ENVIRONMENTS:
+    """Settings of a named environment (or of an existing preview, ``pr-N``); an unknown name fails with the valid
+    ones listed."""
+    root = data_root or default_data_root()
+    preview = read_preview(root / name) if PREVIEW_NAME.match(name) else None
+    base = preview.base if preview else name
+    if base not in _ENVIRONMENTS:
         valid = ", ".join(ENVIRONMENT_NAMES)
-        raise UnknownEnvironmentError(f"{ENV_VAR}={name!r} is not a known environment; expected one of: {valid}")
-    profile = _ENVIRONMENTS[name]
+        raise UnknownEnvironmentError(
+            f"{ENV_VAR}={name!r} is not a known environment; expected one of: {valid} (or pr-N, a preview)"
+        )
+    profile = _ENVIRONMENTS[base]
     return Settings(
         name=name,
-        data_root=data_root or default_data_root(),
+        data_root=root,
         sample_fraction=profile.sample_fraction,
-        thresholds=profile.thresholds,
+        thresholds=preview.thresholds if preview else profile.thresholds,
         json_logs=profile.json_logs,
         lake_uri_override=lake_uri,
         max_concurrent_runs=max_concurrent_runs or os.cpu_count() or 1,
+        preview=preview,
     )
 
 
-def current_settings() -> Settings:
-    """Settings of the environment named by ``DATAOPS_ENV`` (default ``dev``)."""
-    name = os.environ.get(ENV_VAR, DEFAULT_ENV).strip() or DEFAULT_ENV
+def read_preview(env_dir: Path) -> Preview:
+    """The manifest of the preview in ``env_dir``; a preview that was never created (or was removed) fails."""
+    try:
+        return Preview.from_json(json.loads((env_dir / PREVIEW_MANIFEST).read_text()))
+    except FileNotFoundError:
+        pr = env_dir.name.removeprefix("pr-")
+        raise UnknownEnvironmentError(
+            f"{ENV_VAR}={env_dir.name!r}: no preview {env_dir.name} under {env_dir.parent} (create it with "
+            f"`dataops preview up --pr {pr}`)"
+        ) from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise UnknownEnvironmentError(f"{env_dir / PREVIEW_MANIFEST} is not a preview manifest: {error}") from error
+
+
+def open_previews(data_root: Path) -> list[Preview]:
+    """Every preview under ``data_root``, oldest first (a damaged manifest is skipped: it pins nothing)."""
+    previews = []
+    for folder in sorted(data_root.glob("pr-*")):
+        if PREVIEW_NAME.match(folder.name) and (folder / PREVIEW_MANIFEST).is_file():
+            try:
+                previews.append(read_preview(folder))
+            except UnknownEnvironmentError:
+                continue
+    return sorted(previews, key=lambda preview: preview.created_at)
+
+
+def current_settings(name: str | None = None) -> Settings:
+    """Settings of the environment named by ``DATAOPS_ENV`` (default ``dev``), or of ``name`` with the same
+    variables (data root, lake, thresholds)."""
+    name = name or os.environ.get(ENV_VAR, DEFAULT_ENV).strip() or DEFAULT_ENV
     root = os.environ.get(DATA_ROOT_VAR)
     runs = os.environ.get(MAX_RUNS_VAR, "").strip()
     if runs and not (runs.isdigit() and int(runs) > 0):

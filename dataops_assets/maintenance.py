@@ -4,6 +4,8 @@ Every monthly write adds files and leaves the replaced ones behind for time trav
 ``restore``); this job bounds both. Versions younger than the retention stay restorable; older ones do not.
 """
 
+import math
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -12,8 +14,8 @@ import dagster as dg
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError
 
-from dataops_assets.commits import last_commit_after
-from dataops_assets.environments import Settings
+from dataops_assets.commits import last_commit_after, read_commit
+from dataops_assets.environments import Settings, open_previews
 from dataops_assets.storage import WRITE_ID
 
 RETENTION_HOURS = 7 * 24
@@ -42,6 +44,22 @@ def maintain_table(table: DeltaTable, retention_hours: int, run_id: str) -> dict
     }
 
 
+def retention_for_previews(settings: Settings, key: dg.AssetKey, uri: str, hours: int) -> int:
+    """``hours``, or more while an open preview reads an older version of the table: vacuum then keeps every file
+    removed after that version's commit, so the preview can still read it."""
+    table = key.to_user_string()
+    pins = [
+        preview.pinned[table]
+        for preview in open_previews(settings.data_root)
+        if preview.base_lake_uri.rstrip("/") == settings.lake_uri.rstrip("/") and table in preview.pinned
+    ]
+    commit = read_commit(uri, min(pins)) if pins else None
+    if commit is None or "timestamp" not in commit.info:
+        return hours
+    age_hours = (time.time() - commit.info["timestamp"] / 1000) / 3600
+    return max(hours, math.ceil(age_hours) + 1)
+
+
 def build_lake_maintenance(
     settings: Settings, tables: Sequence[dg.AssetKey]
 ) -> tuple[dg.JobDefinition, dg.ScheduleDefinition]:
@@ -54,8 +72,9 @@ def build_lake_maintenance(
             uri = f"{settings.lake_uri.rstrip('/')}/{'/'.join(key.path)}"
             if not DeltaTable.is_deltatable(uri):
                 continue
+            retention = retention_for_previews(settings, key, uri, config.retention_hours)
             try:
-                metadata = maintain_table(DeltaTable(uri), config.retention_hours, context.run_id)
+                metadata = maintain_table(DeltaTable(uri), retention, context.run_id)
             except CommitFailedError as error:  # a run wrote the table meanwhile: the next tick takes it
                 conflicts.append(f"{key.to_user_string()}: {error}")
                 continue
@@ -76,7 +95,9 @@ def build_lake_maintenance(
         job=lake_maintenance,
         cron_schedule="0 3 * * 0",
         execution_timezone="America/New_York",
-        default_status=dg.DefaultScheduleStatus.STOPPED if settings.name == "dev" else dg.DefaultScheduleStatus.RUNNING,
-        description="Sunday 03:00: lake maintenance. Running by default in stage and prod, stopped in dev.",
+        default_status=dg.DefaultScheduleStatus.RUNNING
+        if settings.runs_automations
+        else dg.DefaultScheduleStatus.STOPPED,
+        description="Sunday 03:00: lake maintenance. On by default in stage and prod, stopped in dev and previews.",
     )
     return lake_maintenance, schedule

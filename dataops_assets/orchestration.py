@@ -55,8 +55,8 @@ newest_month_freshness = dg.define_asset_job(
 
 def landing_checks_sensor(settings: Settings) -> dg.AutomationConditionSensorDefinition:
     """Evaluates the landing checks by their automation condition (every hour); running by default in stage and
-    prod, stopped in dev, where months are loaded and left unpublished at will."""
-    running = settings.name != "dev"
+    prod, stopped in dev (where months are loaded and left unpublished at will) and in previews."""
+    running = settings.runs_automations
     return dg.AutomationConditionSensorDefinition(
         "landing_checks_hourly",
         target=LANDING_CHECKS,

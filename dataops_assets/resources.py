@@ -118,9 +118,19 @@ class GreatExpectationsResource(dg.ConfigurableResource):
         return self._batch_definitions[suite_name]
 
 
+class PinnedTables(dg.ConfigurableResource):
+    """The base tables a preview reads at pinned Delta versions (``layer/table`` → version); empty elsewhere."""
+
+    versions: dict[str, int] = {}
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
+    preview = settings.preview
     return {
-        "io_manager": lake_io_manager(settings.lake_uri),
+        "io_manager": lake_io_manager(
+            settings.lake_uri, preview.base_lake_uri if preview else None, preview.pinned if preview else {}
+        ),
+        "pinned_tables": PinnedTables(versions=dict(preview.pinned) if preview else {}),
         "landing_zone": LandingZone(root=str(settings.landing_dir)),
         "thresholds": ThresholdsResource.of(settings.thresholds),
         "great_expectations": GreatExpectationsResource.for_settings(settings),

@@ -11,6 +11,9 @@ What this adds to the library's I/O manager:
 - each commit records the Dagster run, the partition and a write id (``dataops history``); each materialization
   records the version of its own commit (``delta_version``, found by the write id, never by reopening the table),
   and the table's rows, the month's rows and the column schema at that version;
+- in a pull request's preview, a table the preview does not rebuild is read from the base environment's lake at
+  the Delta version pinned when the preview was created (``pinned_versions``), and nothing under that lake is ever
+  written (``read_only_root_uri``);
 - an input that asks for some columns (``dg.In(metadata={"columns": [...]})``) reads those the table has, and the
   frame's ``attrs[STORED_COLUMNS]`` names every stored column, so a check reading a few columns can still judge
   the table's schema (and name a column that is missing instead of failing to load).
@@ -18,11 +21,13 @@ What this adds to the library's I/O manager:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal, cast
 
 import dagster as dg
@@ -30,12 +35,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from dagster._core.definitions.partitions.utils import TimeWindow
-from dagster._core.storage.db_io_manager import DbTypeHandler, TableSlice
+from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
 from dagster_deltalake import LocalConfig
-from dagster_deltalake.io_manager import TableConnection
+from dagster_deltalake.io_manager import DeltaLakeDbClient, TableConnection
 from dagster_deltalake_pandas import DeltaLakePandasIOManager, DeltaLakePandasTypeHandler
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from pydantic import Field
 
 from dataops_assets.commits import find_commit_after
 
@@ -55,6 +61,7 @@ class LakeTypeHandler(DeltaLakePandasTypeHandler):
     def handle_output(
         self, context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame, connection: TableConnection
     ) -> None:
+        _refuse_read_only(context.resource_config or {}, table_slice, connection)
         month = _slice_month(table_slice)
         data = pa.Table.from_pandas(obj, preserve_index=False)
         if month is not None:
@@ -66,13 +73,17 @@ class LakeTypeHandler(DeltaLakePandasTypeHandler):
     def load_input(
         self, context: dg.InputContext, table_slice: TableSlice, connection: TableConnection
     ) -> pd.DataFrame:
-        if table_slice.columns is None:
-            return super().load_input(context, table_slice, connection)
-        table = DeltaTable(connection.table_uri, storage_options=connection.storage_options)
+        version = pinned_version(context.resource_config or {}, table_slice)
+        table = DeltaTable(connection.table_uri, version=version, storage_options=connection.storage_options)
         stored = [name for name in pa.schema(table.schema().to_arrow()).names if name != PARTITION_COLUMN]
-        present = [column for column in table_slice.columns if column in stored]
-        frame = super().load_input(context, table_slice._replace(columns=present), connection)
-        frame.attrs[STORED_COLUMNS] = stored
+        dataset = table.to_pyarrow_dataset()
+        months = _months_filter(table_slice)
+        if months is not None:
+            dataset = dataset.filter(months)
+        present = None if table_slice.columns is None else [c for c in table_slice.columns if c in stored]
+        frame = self.from_arrow(dataset.scanner(columns=present).to_reader(), pd.DataFrame)
+        if table_slice.columns is not None:
+            frame.attrs[STORED_COLUMNS] = stored
         return frame
 
     def from_arrow(self, obj: pa.RecordBatchReader, target_type: type) -> pd.DataFrame:
@@ -85,14 +96,80 @@ class LakeTypeHandler(DeltaLakePandasTypeHandler):
 class LakeIOManager(DeltaLakePandasIOManager):
     """dagster-deltalake-pandas with month-by-month commits; see the module docstring."""
 
+    read_only_root_uri: str | None = Field(
+        default=None, description="A lake this I/O manager reads pinned tables from and never writes (a preview's base)"
+    )
+    pinned_versions: dict[str, int] = Field(
+        default_factory=dict, description="layer/table → the Delta version read from read_only_root_uri"
+    )
+
     @staticmethod
     def type_handlers() -> Sequence[DbTypeHandler]:
         return [LakeTypeHandler()]
 
+    def create_io_manager(self, context: dg.InitResourceContext) -> DbIOManager:
+        return DbIOManager(
+            db_client=LakeDbClient(),
+            database="deltalake",
+            schema=self.schema_,
+            type_handlers=self.type_handlers(),
+            default_load_type=self.default_load_type(),
+            io_manager_name="LakeIOManager",
+        )
 
-def lake_io_manager(lake_uri: str) -> LakeIOManager:
+
+class LakeDbClient(DeltaLakeDbClient):
+    """A table pinned by a preview is opened in the read-only lake; every other under the I/O manager's root."""
+
+    @staticmethod
+    @contextmanager
+    def connect(context: dg.InputContext | dg.OutputContext, table_slice: TableSlice) -> Iterator[TableConnection]:
+        with DeltaLakeDbClient.connect(context, table_slice) as connection:
+            config = context.resource_config or {}
+            if pinned_version(config, table_slice) is None:
+                yield connection
+            else:
+                root = str(config["read_only_root_uri"]).rstrip("/")
+                yield dataclasses.replace(connection, table_uri=f"{root}/{table_slice.schema}/{table_slice.table}")
+
+
+def lake_io_manager(lake_uri: str, read_only_root: str | None = None, pinned: Mapping[str, int] = {}) -> LakeIOManager:
     # Object-store credentials are not configuration: delta-rs reads the store's own variables (AWS_*, ...).
-    return LakeIOManager(root_uri=lake_uri, storage_options=LocalConfig())
+    return LakeIOManager(
+        root_uri=lake_uri,
+        storage_options=LocalConfig(),
+        read_only_root_uri=read_only_root,
+        pinned_versions=dict(pinned),
+    )
+
+
+class ReadOnlyLakeError(RuntimeError):
+    """A write into a lake this I/O manager may only read (a preview's base); nothing was written."""
+
+
+def pinned_version(config: Mapping[str, Any], table_slice: TableSlice) -> int | None:
+    """The base's Delta version a preview reads this table at; None for a table of the I/O manager's own lake."""
+    pinned: Mapping[str, int] = config.get("pinned_versions") or {}
+    return pinned.get(f"{table_slice.schema}/{table_slice.table}")
+
+
+def _refuse_read_only(config: Mapping[str, Any], table_slice: TableSlice, connection: TableConnection) -> None:
+    read_only = str(config.get("read_only_root_uri") or "").rstrip("/")
+    if read_only and (connection.table_uri + "/").startswith(read_only + "/"):
+        name = f"{table_slice.schema}.{table_slice.table}"
+        raise ReadOnlyLakeError(
+            f"{name}: {connection.table_uri} lies in {read_only}, the lake this environment only reads (a preview "
+            "reads its base's tables at pinned versions and writes only its own lake); nothing was written"
+        )
+
+
+def _months_filter(table_slice: TableSlice) -> pc.Expression | None:
+    """The rows of the slice's months (a time window of one or more months), as a filter on the partition column."""
+    if not table_slice.partition_dimensions:
+        return None
+    window = cast(TimeWindow, table_slice.partition_dimensions[0].partitions)
+    start, end = (pa.scalar(dt.date(t.year, t.month, t.day), pa.date32()) for t in (window.start, window.end))
+    return (pc.field(PARTITION_COLUMN) >= start) & (pc.field(PARTITION_COLUMN) < end)
 
 
 def _slice_month(table_slice: TableSlice) -> dt.date | None:

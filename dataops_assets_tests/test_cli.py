@@ -216,7 +216,7 @@ def test_unknown_environment_returns_2_and_lists_the_valid_ones(
     assert main(["run", "2013-01"]) == 2
     captured = capsys.readouterr()
     assert captured.err.strip() == (
-        "dataops: DATAOPS_ENV='qa' is not a known environment; expected one of: dev, stage, prod"
+        "dataops: DATAOPS_ENV='qa' is not a known environment; expected one of: dev, stage, prod (or pr-N, a preview)"
     )
     assert list(data_root.iterdir()) == []
 
@@ -285,6 +285,11 @@ def test_every_subcommand_names_a_handler_that_exists() -> None:
         "promote --from dev --to stage",
         "rollback --env dev",
         "status",
+        "preview up --pr 1",
+        "preview diff --pr 1",
+        "preview down --pr 1",
+        "preview list",
+        "preview prune --older-than 7d",
     ]
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     assert {sample.split()[0] for sample in samples} == set(commands)

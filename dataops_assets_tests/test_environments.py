@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -192,3 +193,34 @@ def test_variables_tune_lake_runs_and_thresholds(monkeypatch: pytest.MonkeyPatch
         with pytest.raises(environments.UnknownEnvironmentError, match=named):
             current_settings()
         monkeypatch.delenv(variable)
+
+
+def test_a_preview_takes_its_base_thresholds_and_landing_from_its_manifest(tmp_path: Path) -> None:
+    stage = settings_for("stage", tmp_path)
+    own = dataclasses.replace(stage.thresholds, min_flights_per_month=1)
+    manifest = environments.Preview(
+        pr=12,
+        base="stage",
+        base_lake_uri=stage.lake_uri,
+        base_landing_dir=stage.landing_dir,
+        thresholds=own,
+        rebuilt=("marts/route_monthly",),
+        pinned={"core/flights": 4},
+        months=("2013-01",),
+        created_at="2026-12-08T00:00:00+00:00",
+    )
+    (tmp_path / "pr-12").mkdir()
+    (tmp_path / "pr-12" / environments.PREVIEW_MANIFEST).write_text(json.dumps(manifest.to_json()))
+
+    preview = settings_for("pr-12", tmp_path)
+    assert preview.preview == manifest
+    assert (preview.thresholds, preview.landing_dir) == (own, stage.landing_dir)
+    assert preview.lake_uri == str(tmp_path / "pr-12" / "lake") != stage.lake_uri
+    assert not preview.runs_automations and stage.runs_automations
+
+
+def test_a_preview_that_does_not_exist_is_named_with_the_command_that_creates_it(tmp_path: Path) -> None:
+    with pytest.raises(UnknownEnvironmentError, match=r"no preview pr-5 .* `dataops preview up --pr 5`"):
+        settings_for("pr-5", tmp_path)
+    with pytest.raises(UnknownEnvironmentError, match="'pr-05' is not a known environment"):
+        settings_for("pr-05", tmp_path)

@@ -395,7 +395,7 @@ def test_the_preview_job_builds_then_compares_on_prods_runner_and_skips_closed(t
     ]
     run_env = {name: _render(value, context) for name, value in job["env"].items()}
     assert run_env["DATAOPS_DATA_ROOT"] == run_env["DATAOPS_DEPLOY_ROOT"] == str(prod)
-    assert run_env["PREVIEW_DIR"] == f"var/pr-{PR}/preview"
+    assert run_env["PREVIEW_DIR"] == f"{prod}/pr-{PR}/preview"  # where `dataops preview` writes its report
     assert _render(job["env"]["MAX_PREVIEWS"], _event(vars={"DATAOPS_MAX_PREVIEWS": "5"})) == "5"
 
 
@@ -441,13 +441,14 @@ def test_every_preview_run_shows_the_comment_in_its_summary(tmp_path: Path, writ
     """For a fork's pull request, whose token cannot comment, the summary is where the comment is."""
     job = _preview_job()
     summary = _step_named(job, "summary")
-    comment = tmp_path / f"var/pr-{PR}/preview/comment.md"
+    root = tmp_path / "root"
+    comment = root / f"pr-{PR}/preview/comment.md"
     if written:
         comment.parent.mkdir(parents=True)
         comment.write_text(f"{MARKER}\n### Changed assets\n")
     steps = {"up": {"outputs": {"status": "1"}}}
     assert _holds(summary.get("if"), _event(steps=steps), "failure")
-    run = StepRun(tmp_path, job, summary, _event(steps=steps))
+    run = StepRun(tmp_path, job, summary, _event(steps=steps, vars={"DATAOPS_DEPLOY_ROOT": str(root)}))
     assert run.result.returncode == 0, run.result.stderr
     if written:
         assert run.summary.read_text() == comment.read_text()
@@ -456,8 +457,8 @@ def test_every_preview_run_shows_the_comment_in_its_summary(tmp_path: Path, writ
         assert "exit status: 1" in run.summary.read_text()
         assert run.output() == {}
     (upload,) = [step for step in job["steps"] if step.get("uses", "").startswith("actions/upload-artifact@")]
-    uploaded = _render(upload["with"]["path"], {"env": {"PREVIEW_DIR": f"var/pr-{PR}/preview"}})
-    assert uploaded.rstrip("/") == str(comment.parent.relative_to(tmp_path))
+    uploaded = _render(upload["with"]["path"], {"env": {"PREVIEW_DIR": str(comment.parent)}})
+    assert uploaded.rstrip("/") == str(comment.parent)
     assert _holds(upload.get("if"), _event(), "failure"), "the files of a failed preview are kept too"
 
 

@@ -26,9 +26,11 @@ if TYPE_CHECKING:
     from dataops_ops.runner import PartitionOutcome, StopRequest
 
 _PIPELINE, _LAKE, _DEPLOY = "dataops_ops.cli", "dataops_ops.lake_cli", "dataops_ops.deploy.cli"
+_PREVIEW = "dataops_ops.preview.cli"
 _TABLE_HELP = "LAYER.TABLE, e.g. core.flights"
 _ROOT_HELP = "environments root (default: $DATAOPS_DEPLOY_ROOT, else var/environments)"
 _GATE_TIMEOUT_HELP = "seconds the gate may take this time (default: the environment's, set by `env init`)"
+_BASE_HELP = "the environment previewed against (default: DATAOPS_ENV's)"
 LOG_FORMATS = ("human", "json")
 _LOG = logging.getLogger("dataops_ops.run")
 
@@ -67,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     _pipeline_commands(commands)
     _lake_commands(commands)
     _deploy_commands(commands)
+    _preview_commands(commands)
     return parser
 
 
@@ -163,6 +166,33 @@ def _deploy_commands(commands: Any) -> None:
     status.add_argument("--json", action="store_true")
 
 
+def _preview_commands(commands: Any) -> None:
+    preview = commands.add_parser(
+        "preview",
+        help="a pull request's preview: its changed assets rebuilt on the base's data, and a diff against it",
+        description="The base is the environment named by DATAOPS_ENV (or --base), usually prod.",
+    )
+    actions = preview.add_subparsers(required=True, metavar="ACTION")
+    up = _preview_action(actions, "up", "rebuild the changed assets for the base's published months, every check")
+    up.add_argument("--months", nargs="+", metavar="YYYY-MM", help="default: every month the base has published")
+    up.add_argument("--max-previews", type=int, default=3, help="previews open at once (default 3)")
+    up.add_argument("--no-ui", action="store_true", help="do not start the preview's Dagster UI")
+    diff = _preview_action(actions, "diff", "compare the preview's published tables with the base's: diff.md")
+    diff.add_argument("--max-rows", type=int, help="above this many rows of a table's month: aggregates only")
+    _preview_action(actions, "down", "remove the preview: processes, instance, lake, files")
+    _command(actions, "list", _PREVIEW, "the open previews", "list_").add_argument("--base", help=_BASE_HELP)
+    prune = _command(actions, "prune", _PREVIEW, "remove the idle previews older than a duration", "prune_")
+    prune.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 7d, 12h, 30m")
+    prune.add_argument("--base", help=_BASE_HELP)
+
+
+def _preview_action(actions: Any, name: str, help: str) -> argparse.ArgumentParser:
+    parser = _command(actions, name, _PREVIEW, help)
+    parser.add_argument("--pr", type=int, required=True, help="the pull request's number: the preview is pr-N")
+    parser.add_argument("--base", help=_BASE_HELP)
+    return parser
+
+
 def _on_environment(commands: Any, name: str, help: str, function: str | None = None) -> argparse.ArgumentParser:
     """A deploy command on the environment named by ``--env`` (DATAOPS_ENV names the one ``dataops`` runs in)."""
     parser = _command(commands, name, _DEPLOY, help, function)
@@ -243,7 +273,7 @@ def _run_months(
 
     def heard(outcome: PartitionOutcome) -> None:
         outcomes.append(outcome)
-        _report(settings, outcome, console)
+        report_outcome(settings, outcome, console)
         if outcome.partition == REFERENCE_CURSOR_KEY:
             console.months_started()
         elif outcome.partition in partitions:
@@ -256,7 +286,13 @@ def _run_months(
             console.line(f"dataops: {line}", error=True)
             _LOG.warning(line, extra=PRINTED)  # for the log file
 
-    run_partitions(build_definitions(settings), settings, partitions, heard, stop=stop, on_note=note)
+    defs = build_definitions(settings)
+    run_partitions(defs, settings, partitions, heard, stop=stop, on_note=note)
+    if settings.preview is None:  # what a pull request's preview compares with: the code that wrote this data
+        from dataops_ops.preview import STATE_FILE
+        from dataops_ops.preview.state import definitions_state, write_state
+
+        write_state(definitions_state(defs, settings), settings.env_dir / STATE_FILE)
 
 
 def _storage_failure(
@@ -283,7 +319,8 @@ def _report_published(partitions: list[str], outcomes: list[PartitionOutcome], w
     sys.stdout.flush()
 
 
-def _report(settings: Settings, outcome: PartitionOutcome, console: Console) -> None:
+def report_outcome(settings: Settings, outcome: PartitionOutcome, console: Console) -> None:
+    """One line per month (status, checks, run), then its errors and failed checks; also one log record."""
     from dataops_assets.observability.logging import PRINTED
 
     status = "ok" if outcome.success else "canceled" if outcome.status == "CANCELED" else "FAILED"

@@ -44,13 +44,20 @@ class LakeError(Exception):
 
 
 def table_uri(settings: Settings, name: str) -> str:
-    """``core.flights`` → ``<lake_uri>/core/flights``."""
+    """``core.flights`` → ``<lake_uri>/core/flights`` (a preview's pinned table: in its base's lake)."""
     match = _NAME.match(name)
     if match is None:
         raise LakeError(
             f"{name!r} is not a lake table name: expected LAYER.TABLE with LAYER one of {', '.join(LAYERS)}"
         )
-    return f"{settings.lake_uri.rstrip('/')}/{match[1]}/{match[2]}"
+    pinned = settings.preview is not None and pinned_version(settings, name) is not None
+    root = settings.preview.base_lake_uri if settings.preview and pinned else settings.lake_uri
+    return f"{root.rstrip('/')}/{match[1]}/{match[2]}"
+
+
+def pinned_version(settings: Settings, name: str) -> int | None:
+    """The version of its base a preview reads ``layer.table`` at; None for a table of the environment's own lake."""
+    return settings.preview.pinned.get(name.replace(".", "/")) if settings.preview else None
 
 
 def lake_tables(settings: Settings) -> list[str]:
@@ -64,12 +71,16 @@ def lake_tables(settings: Settings) -> list[str]:
         entries = filesystem.get_file_info(pafs.FileSelector(f"{root}/{layer}", allow_not_found=True))
         folders = sorted(entry.base_name for entry in entries if entry.type == pafs.FileType.Directory)
         names += [f"{layer}.{table}" for table in folders if _NAME.match(f"{layer}.{table}")]
-    return [name for name in names if DeltaTable.is_deltatable(table_uri(settings, name))]
+    names += [name.replace("/", ".") for name in settings.preview.pinned] if settings.preview else []
+    return sorted(
+        {name for name in names if DeltaTable.is_deltatable(table_uri(settings, name))},
+        key=lambda name: (LAYERS.index(name.split(".")[0]), name),
+    )
 
 
 def open_table(settings: Settings, name: str) -> DeltaTable:
     try:
-        return DeltaTable(table_uri(settings, name))
+        return DeltaTable(table_uri(settings, name), version=pinned_version(settings, name))
     except TableNotFoundError as error:
         raise LakeError(f"no table {name} in the lake {settings.lake_uri}") from error
     except DeltaError as error:
@@ -127,15 +138,16 @@ class Publication:
     run_id: str
 
 
-def publications(settings: Settings) -> dict[str, dict[str, Publication]]:
-    """``layer.table`` → month → its publication, from the last version of the publish record; empty before the
-    first month is published."""
+def publications(settings: Settings, version: int | None = None) -> dict[str, dict[str, Publication]]:
+    """``layer.table`` → month → its publication, from the last version of the publish record (or ``version``;
+    a preview's pinned one); empty before the first month is published."""
     uri = table_uri(settings, PUBLISH_RECORD)
     if not DeltaTable.is_deltatable(uri):
         return {}
     columns = [PARTITION_COLUMN, "table_name", "delta_version", "run_id"]
     record: dict[str, dict[str, Publication]] = defaultdict(dict)
-    for row in DeltaTable(uri).to_pyarrow_table(columns=columns).to_pylist():
+    record_table = DeltaTable(uri, version=version if version is not None else pinned_version(settings, PUBLISH_RECORD))
+    for row in record_table.to_pyarrow_table(columns=columns).to_pylist():
         month = f"{row[PARTITION_COLUMN]:%Y-%m}"
         record[row["table_name"]][month] = Publication(row["table_name"], month, row["delta_version"], row["run_id"])
     return dict(record)
@@ -285,6 +297,8 @@ class Restored:
 def restore_table(settings: Settings, name: str, to: int | datetime) -> Restored:
     """Restore a whole table to version ``to``, or to the last version committed before the time ``to``, as a new
     commit (older versions stay readable)."""
+    if pinned_version(settings, name) is not None:
+        raise LakeError(f"{name} is {settings.name}'s base table, read at a pinned version: a preview never writes it")
     table = open_table(settings, name)
     history = [_version(commit) for commit in commits(table.table_uri)]
     target = _last_before(history, to) if isinstance(to, datetime) else to

@@ -12,7 +12,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from dataops_assets.observability.runlog import RunDigest
 from dataops_assets.observability.runs import RUNNER_TAGS, observe_run
 from dataops_assets.orchestration import (
     MONTHLY_ASSETS,
+    REFERENCE_ASSETS,
     REFERENCE_CURSOR_KEY,
     landed_stamps,
     newest_month_freshness,
@@ -118,10 +119,12 @@ def run_partitions(
     *,
     stop: StopRequest | None = None,
     on_note: Callable[[str], None] = lambda line: None,
+    only: Set[dg.AssetKey] | None = None,
 ) -> list[PartitionOutcome]:
     """The reference tables, then one run per month through the queue, then the landing checks; ``on_outcome``
     hears of each as it ends, ``on_note`` of what happened around them (a wait, a dead run found). After ``stop`` is
-    requested no month starts, the running ones are terminated and the landing checks are not run."""
+    requested no month starts, the running ones are terminated and the landing checks are not run. With ``only``
+    (a preview's rebuilt assets), those assets and their checks alone, and no landing checks."""
     stop = stop or StopRequest()
     outcomes: list[PartitionOutcome] = []
 
@@ -144,10 +147,10 @@ def run_partitions(
             return outcomes
         # taken before the loads: a file that changes while they run stays new to the sensor
         landed = landed_stamps(settings.landing_dir, partitions)
-        _load(defs, settings, instance, partitions, stop=stop, heard=heard)
+        _load(defs, settings, instance, partitions, stop=stop, heard=heard, only=only)
         loaded = {o.partition for o in outcomes if o.success}
         remember_loaded_files(instance, {key: stamp for key, stamp in landed.items() if key in loaded})
-        if not stop.requested:  # judged once the months have run, not in each month's run
+        if not stop.requested and only is None:  # judged once the months have run, not in each month's run
             heard(_run_in_process(defs, settings, instance, newest_month_freshness.name, FRESHNESS_LABEL))
     return outcomes
 
@@ -160,27 +163,42 @@ def _load(
     *,
     stop: StopRequest,
     heard: Callable[[PartitionOutcome], None],
+    only: Set[dg.AssetKey] | None,
 ) -> None:
-    """The reference tables, then (if they loaded) the months."""
-    reference = _run_reference_tables(defs, settings, instance)
-    heard(reference)
-    if not reference.success or stop.requested:
+    """The reference tables, then (if they loaded) the months: of ``only``, those it names."""
+    graph = defs.resolve_asset_graph()
+    reference_keys, monthly_keys = (set(selection.resolve(graph)) for selection in (REFERENCE_ASSETS, MONTHLY_ASSETS))
+    if only is None or reference_keys & only:
+        reference = _run_reference_tables(defs, settings, instance, None if only is None else reference_keys & only)
+        heard(reference)
+        if not reference.success or stop.requested:
+            return
+    monthly = sorted(monthly_keys if only is None else monthly_keys & only)
+    if not monthly:
         return
     with running_daemon(settings, instance):
-        backfill_id = _submit_backfill(defs, instance, partitions)
+        backfill_id = _submit_backfill(defs, instance, partitions, monthly)
         for outcome in _await_months(defs, settings, instance, backfill_id, partitions, stop=stop):
             heard(outcome)
     if stop.requested:  # the daemon is gone: nothing may stay queued for the next one to start
         _cancel_unlaunched(instance, backfill_id)
 
 
-def _run_reference_tables(defs: dg.Definitions, settings: Settings, instance: dg.DagsterInstance) -> PartitionOutcome:
+def _run_reference_tables(
+    defs: dg.Definitions, settings: Settings, instance: dg.DagsterInstance, keys: Set[dg.AssetKey] | None
+) -> PartitionOutcome:
     # "reference", named as in the sensor's cursor
-    return _run_in_process(defs, settings, instance, reference_tables.name, REFERENCE_CURSOR_KEY)
+    return _run_in_process(defs, settings, instance, reference_tables.name, REFERENCE_CURSOR_KEY, keys=keys)
 
 
 def _run_in_process(
-    defs: dg.Definitions, settings: Settings, instance: dg.DagsterInstance, job_name: str, label: str
+    defs: dg.Definitions,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    job_name: str,
+    label: str,
+    *,
+    keys: Set[dg.AssetKey] | None = None,
 ) -> PartitionOutcome:
     """An unpartitioned job, in a worker thread: in the main thread Dagster would take SIGINT and SIGTERM over for
     the run (and fail it as interrupted); this way a signal waits for the run (seconds), then nothing starts."""
@@ -189,20 +207,26 @@ def _run_in_process(
     tags = RUNNER_TAGS | {PID_TAG: str(os.getpid())}  # so a kill of this command is found (launcher.py)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=job_name) as pool:
         run = pool.submit(
-            job.execute_in_process, instance=instance, raise_on_error=False, tags=tags, run_config=console
+            job.execute_in_process,
+            instance=instance,
+            raise_on_error=False,
+            tags=tags,
+            run_config=console,
+            asset_selection=sorted(keys) if keys is not None else None,
         )
         result = run.result()
     digest = _observe(defs, settings, instance, result.run_id)
     return _outcome(instance, digest, partition=label)
 
 
-def _submit_backfill(defs: dg.Definitions, instance: dg.DagsterInstance, partitions: Sequence[str]) -> str:
-    graph = defs.resolve_asset_graph()
+def _submit_backfill(
+    defs: dg.Definitions, instance: dg.DagsterInstance, partitions: Sequence[str], keys: Sequence[dg.AssetKey]
+) -> str:
     backfill = PartitionBackfill.from_asset_partitions(
         backfill_id=make_new_backfill_id(),
-        asset_graph=graph,
+        asset_graph=defs.resolve_asset_graph(),
         partition_names=list(partitions),
-        asset_selection=sorted(MONTHLY_ASSETS.resolve(graph)),
+        asset_selection=list(keys),
         backfill_timestamp=time.time(),
         tags=RUNNER_TAGS,
         dynamic_partitions_store=instance,

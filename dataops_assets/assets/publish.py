@@ -19,6 +19,7 @@ from dataops_assets.assets.core import core_flights
 from dataops_assets.assets.marts import mart_assets
 from dataops_assets.commits import read_commit
 from dataops_assets.partitions import MONTHLY
+from dataops_assets.resources import PinnedTables
 from dataops_assets.storage import PARTITION_COLUMN
 
 LAYER = "publish"
@@ -42,11 +43,11 @@ class UnpublishableMonthError(Exception):
     description="The publish record: per month, the Delta version of core.flights and of each mart that consumers "
     "read, all written by one run whose blocking checks passed. Written last in a month's run, in one commit.",
 )
-def publish_months(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]:
+def publish_months(context: dg.AssetExecutionContext, pinned_tables: PinnedTables) -> dg.Output[pd.DataFrame]:
     started = datetime.now(UTC)
-    partition, run_id = context.partition_key, context.run.run_id
+    run_id = context.run.run_id
     versions = {
-        key.to_user_string().replace("/", "."): version_written(context.instance, key, partition, run_id)
+        key.to_user_string().replace("/", "."): _version_published(context, key, pinned_tables)
         for key in PUBLISHED_KEYS
     }
     record = pd.DataFrame(
@@ -60,6 +61,13 @@ def publish_months(context: dg.AssetExecutionContext) -> dg.Output[pd.DataFrame]
     )
     seconds = (datetime.now(UTC) - started).total_seconds()
     return dg.Output(record, metadata={**versions, "publish_seconds": round(seconds, 3)})
+
+
+def _version_published(context: dg.AssetExecutionContext, key: dg.AssetKey, pinned: PinnedTables) -> int:
+    """This run's commit of the month; in a preview, a table it does not rebuild at the base's pinned version."""
+    if key.to_user_string() in pinned.versions:
+        return pinned.versions[key.to_user_string()]
+    return version_written(context.instance, key, context.partition_key, context.run.run_id)
 
 
 def version_written(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str, run_id: str) -> int:
