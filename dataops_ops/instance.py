@@ -48,7 +48,7 @@ run_monitoring:
   cancellation_thread_poll_interval_seconds: 2
 """
 # The code location the daemon launches runs from: this interpreter, this package.
-_WORKSPACE_YAML = """\
+WORKSPACE_YAML = """\
 load_from:
   - python_module:
       module_name: dataops_assets.definitions
@@ -115,7 +115,7 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance) -> Iterator
         yield
         return
     workspace = settings.dagster_home / "workspace.yaml"
-    workspace.write_text(_WORKSPACE_YAML.format(python=sys.executable))
+    workspace.write_text(WORKSPACE_YAML.format(python=sys.executable))
     start_detached(
         [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", str(workspace)],
         log_file=settings.dagster_home / "daemon.log",

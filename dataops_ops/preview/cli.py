@@ -112,25 +112,31 @@ def _up(base: Settings, args: argparse.Namespace) -> int:
     assert preview.preview is not None
     months = args.months or list(preview.preview.months)
     print(f"{preview.name}: {len(rebuilt)} asset(s) to rebuild against {base.name}, {len(months)} month(s)")
+    _enter(preview)
+    started = start_ui(preview) if rebuilt and not args.no_ui else None
     outcomes = _run(preview, months, rebuilt) if rebuilt else []
     write_checks(reports / "checks.md", outcomes, rebuilt)
-    ui = start_ui(preview) if rebuilt and not args.no_ui else None
+    ui = started.wait(f"{preview.name}'s webserver") if started else None
     write_comment(preview, ui)
     print(f"{preview.name}: report in {reports}" + (f"; UI on {ui}" if ui else ""))
     return 0 if all(outcome.success for outcome in outcomes) else 1
 
 
+def _enter(preview: Settings) -> None:
+    """The variables of the processes the preview starts (daemon, runs, UI): they load its definitions, which
+    take the thresholds and pins from its manifest, and its lake is its own."""
+    for variable in (LAKE_URI_VAR, THRESHOLDS_VAR):
+        os.environ.pop(variable, None)
+    os.environ.update({ENV_VAR: preview.name, DATA_ROOT_VAR: str(preview.data_root)})
+
+
 def _run(preview: Settings, months: list[str], rebuilt: list[str]) -> list:
-    """The rebuilt assets for ``months`` on the preview's instance; the daemon and the runs it launches load the
-    preview's definitions (DATAOPS_ENV=pr-N), which take the thresholds and pins from its manifest."""
+    """The rebuilt assets for ``months`` on the preview's instance, through its run queue."""
     from dataops_assets.definitions import build_definitions
     from dataops_ops.cli import report_outcome
     from dataops_ops.console import Console, Progress
     from dataops_ops.runner import run_partitions, stop_on_signals
 
-    for variable in (LAKE_URI_VAR, THRESHOLDS_VAR):  # the base's: a preview's lake and thresholds are its own
-        os.environ.pop(variable, None)
-    os.environ.update({ENV_VAR: preview.name, DATA_ROOT_VAR: str(preview.data_root)})
     console = Console(sys.stdout, sys.stderr, Progress(len(months)), live=False)
     only = {dg.AssetKey.from_user_string(key) for key in rebuilt}
     with stop_on_signals() as stop:

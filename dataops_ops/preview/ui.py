@@ -6,22 +6,16 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from dataops_assets.environments import DATA_ROOT_VAR, ENV_VAR, Settings
-from dataops_ops.instance import prepare_dagster_home
+from dataops_ops.instance import WORKSPACE_YAML, prepare_dagster_home
 from dataops_ops.preview.environment import UI_PID_FILE
 from dataops_ops.processes import start_detached, wait_for_port
 from dataops_ops.run_processes import with_dagster_site
 
 FIRST_PORT, LAST_PORT = 3100, 3199
-_WORKSPACE = """\
-load_from:
-  - python_module:
-      module_name: dataops_assets.definitions
-      location_name: dataops
-      executable_path: {python}
-"""
 
 
 def free_port() -> int:
@@ -33,12 +27,24 @@ def free_port() -> int:
     raise RuntimeError(f"every port from {FIRST_PORT} to {LAST_PORT} is taken: remove idle previews")
 
 
-def start_ui(preview: Settings, timeout_s: float = 90.0) -> str:
-    """Start the UI; its address."""
+@dataclass(frozen=True)
+class StartedUi:
+    url: str
+    port: int
+    pid: int
+
+    def wait(self, what: str, timeout_s: float = 90.0) -> str:
+        """The address, once the webserver answers (it loads the code location meanwhile)."""
+        wait_for_port(self.port, timeout_s, self.pid, what)
+        return self.url
+
+
+def start_ui(preview: Settings) -> StartedUi:
+    """Start the UI without waiting for it: it loads while the preview runs, and shows the runs as they go."""
     run = preview.env_dir / "run"
     run.mkdir(parents=True, exist_ok=True)
     workspace = run / "workspace.yaml"
-    workspace.write_text(_WORKSPACE.format(python=sys.executable))
+    workspace.write_text(WORKSPACE_YAML.format(python=sys.executable))
     port = free_port()
     env = {**os.environ, ENV_VAR: preview.name, DATA_ROOT_VAR: str(preview.data_root)}
     env["DAGSTER_HOME"] = prepare_dagster_home(preview)
@@ -50,10 +56,9 @@ def start_ui(preview: Settings, timeout_s: float = 90.0) -> str:
         env=with_dagster_site(env),
         pid_file=run / UI_PID_FILE,
     )
-    wait_for_port(port, timeout_s, pid, f"{preview.name}'s webserver")
     url = f"http://127.0.0.1:{port}"
     (run / "ui.url").write_text(url + "\n")
-    return url
+    return StartedUi(url, port, pid)
 
 
 def ui_url(preview: Settings) -> str | None:
