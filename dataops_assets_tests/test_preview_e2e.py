@@ -15,6 +15,7 @@ from dataops_assets_tests.fixtures.landing import MONTHS
 from dataops_assets_tests.fixtures.previews import (
     Prod,
     build_prod,
+    carriers_without_cancelled_flights,
     dataops,
     file_hashes,
     leftovers,
@@ -119,3 +120,26 @@ def test_a_staging_rule_rebuilds_staging_to_marts_while_another_preview_runs(pro
     pruned = dataops(prod, None, "preview", "prune", "--older-than", "0m")
     assert pruned.returncode == 0, pruned.stderr
     assert leftovers(prod.data_root, "pr-2") == leftovers(prod.data_root, "pr-3") == []
+
+
+def test_a_blocking_check_that_fails_fails_up_and_the_month_stays_unpublished_in_the_preview(
+    prod: Prod, tmp_path: Path
+) -> None:
+    change = pull_request(tmp_path / "pr-4", carriers_without_cancelled_flights)
+    up = dataops(prod, change, "preview", "up", "--pr", "4", "--months", "2013-01", "--no-ui")
+    assert up.returncode == 1, up.stdout + up.stderr
+    folder = prod.data_root / "pr-4"
+    checks = (folder / "preview" / "checks.md").read_text()
+    assert "1 run(s) **failed**" in checks and "ERROR `marts/carrier_monthly` reconciles_with_core" in checks
+    assert "publish/months" not in materialized(folder / "dagster_home")  # the blocking check stopped it
+
+    diff = dataops(prod, change, "preview", "diff", "--pr", "4")
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    [table] = json.loads((folder / "preview" / "diff.json").read_text())["tables"]
+    assert (table["table"], table["month"], table["head_published"], table["status"]) == (
+        "marts.carrier_monthly",
+        "2013-01",
+        False,
+        "differs",
+    )
+    assert dataops(prod, None, "preview", "down", "--pr", "4").returncode == 0

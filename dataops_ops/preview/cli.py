@@ -28,6 +28,7 @@ from dataops_assets.environments import (
     settings_for,
 )
 from dataops_assets.files import write_atomic
+from dataops_assets.partitions import MONTH_KEYS
 from dataops_ops.preview import STATE_FILE
 from dataops_ops.preview.changes import ChangedSet, changed_set, format_changed_set, load_state
 from dataops_ops.preview.environment import (
@@ -82,7 +83,8 @@ def changes_against(base: Settings) -> ChangedSet:
 
 
 def up(settings: Settings, args: argparse.Namespace) -> int:
-    """Exit codes: 0 the preview ran and every blocking check passed, 1 a run or check failed, 3 refused."""
+    """Exit codes: 0 the preview ran and every blocking check passed, 1 a run or check failed, 2 it cannot start
+    (no recorded state, nothing published, an unknown month), 3 refused (too many previews)."""
     base = base_settings(settings, args)
     lock = preview_lock(base.data_root, args.pr)
     try:
@@ -95,6 +97,9 @@ def up(settings: Settings, args: argparse.Namespace) -> int:
     except PreviewRefusedError as error:
         print(f"dataops: {error}", file=sys.stderr)
         return 3
+    except PreviewError as error:  # nothing to compare with yet, or a month that does not exist
+        print(f"dataops: {error}", file=sys.stderr)
+        return 2
     finally:
         lock.release()
 
@@ -103,14 +108,17 @@ def _up(base: Settings, args: argparse.Namespace) -> int:
     for removal in make_room(base.data_root, args.pr, args.max_previews):
         print(f"pruned {removal.name}, the oldest idle preview, to stay within {args.max_previews} previews")
         _report_problems(removal)
+    unknown = sorted(set(args.months or []) - set(MONTH_KEYS))
+    if unknown:
+        raise PreviewError(f"unknown month(s) {', '.join(unknown)}; expected YYYY-MM in 2013")
     changed = changes_against(base)
     # assets whose checks alone changed are rebuilt too: a check runs in the run that materializes its asset
     rebuilt = [*changed.data_changed, *changed.checks_only]
-    preview = create(base.data_root, pin_base(base, args.pr, rebuilt))
+    preview = create(base.data_root, pin_base(base, args.pr, rebuilt, args.months))
     reports = report_dir(base.data_root, args.pr)
     write_atomic(reports / "changes.md", format_changed_set(changed) + "\n")
     assert preview.preview is not None
-    months = args.months or list(preview.preview.months)
+    months = list(preview.preview.months)
     print(f"{preview.name}: {len(rebuilt)} asset(s) to rebuild against {base.name}, {len(months)} month(s)")
     _enter(preview)
     started = start_ui(preview) if rebuilt and not args.no_ui else None

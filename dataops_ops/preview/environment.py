@@ -61,13 +61,13 @@ def is_idle(data_root: Path, pr: int) -> bool:
     return True
 
 
-def pin_base(base: Settings, pr: int, rebuilt: list[str]) -> Preview:
+def pin_base(base: Settings, pr: int, rebuilt: list[str], months: list[str] | None = None) -> Preview:
     """The manifest of a new preview of ``base``: every base table not rebuilt, at its current version, and the
-    months the base has published."""
+    months it previews (by default every month the base has published)."""
     versions = {name.replace(".", "/"): DeltaTable(table_uri(base, name)).version() for name in lake_tables(base)}
     if PUBLISH_RECORD.replace(".", "/") not in versions:
         raise PreviewError(f"{base.name} has published no month ({base.lake_uri}): nothing to preview against")
-    months = sorted({month for table in publications(base).values() for month in table})
+    months = sorted(months or {month for table in publications(base).values() for month in table})
     return Preview(
         pr=pr,
         base=base.name,
