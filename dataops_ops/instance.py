@@ -103,8 +103,9 @@ def exclusive_run(
 
 
 @contextmanager
-def running_daemon(settings: Settings, instance: dg.DagsterInstance) -> Iterator[None]:
-    """The environment's daemon for the block: ours unless one (``make ui``, a deployment) is already healthy."""
+def running_daemon(settings: Settings, instance: dg.DagsterInstance, leave_running: bool = False) -> Iterator[None]:
+    """The environment's daemon for the block: ours unless one (``make ui``, a deployment) is already healthy. With
+    ``leave_running`` ours outlives the block (a preview's, stopped by ``preview down`` by its pid file)."""
     from dagster._daemon.controller import all_daemons_healthy
 
     pid_file = settings.dagster_home / "daemon.pid"
@@ -126,8 +127,9 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance) -> Iterator
     try:
         yield
     finally:
-        stop_pid_file(pid_file)
-        instance.wipe_daemon_heartbeats()  # so the next ``dataops run`` does not take it for a live daemon
+        if not leave_running:
+            stop_pid_file(pid_file)
+            instance.wipe_daemon_heartbeats()  # so the next ``dataops run`` does not take it for a live daemon
 
 
 class StorageError(RuntimeError):

@@ -120,11 +120,14 @@ def run_partitions(
     stop: StopRequest | None = None,
     on_note: Callable[[str], None] = lambda line: None,
     only: Set[dg.AssetKey] | None = None,
+    leave_daemon: bool = False,
 ) -> list[PartitionOutcome]:
     """The reference tables, then one run per month through the queue, then the landing checks; ``on_outcome``
     hears of each as it ends, ``on_note`` of what happened around them (a wait, a dead run found). After ``stop`` is
     requested no month starts, the running ones are terminated and the landing checks are not run. With ``only``
-    (a preview's rebuilt assets), those assets and their checks alone, and no landing checks."""
+    (a preview's rebuilt assets), those assets and their checks alone, and no landing checks. With
+    ``leave_daemon`` the daemon started here stays up, and the months are done once each has a run that ended: the
+    daemon marks the backfill complete at its next loop (every 30 s), which need not be waited for."""
     stop = stop or StopRequest()
     outcomes: list[PartitionOutcome] = []
 
@@ -147,7 +150,7 @@ def run_partitions(
             return outcomes
         # taken before the loads: a file that changes while they run stays new to the sensor
         landed = landed_stamps(settings.landing_dir, partitions)
-        _load(defs, settings, instance, partitions, stop=stop, heard=heard, only=only)
+        _load(defs, settings, instance, partitions, stop=stop, heard=heard, only=only, leave_daemon=leave_daemon)
         loaded = {o.partition for o in outcomes if o.success}
         remember_loaded_files(instance, {key: stamp for key, stamp in landed.items() if key in loaded})
         if not stop.requested and only is None:  # judged once the months have run, not in each month's run
@@ -164,6 +167,7 @@ def _load(
     stop: StopRequest,
     heard: Callable[[PartitionOutcome], None],
     only: Set[dg.AssetKey] | None,
+    leave_daemon: bool,
 ) -> None:
     """The reference tables, then (if they loaded) the months: of ``only``, those it names."""
     graph = defs.resolve_asset_graph()
@@ -176,9 +180,10 @@ def _load(
     monthly = sorted(monthly_keys if only is None else monthly_keys & only)
     if not monthly:
         return
-    with running_daemon(settings, instance):
+    with running_daemon(settings, instance, leave_running=leave_daemon):
         backfill_id = _submit_backfill(defs, instance, partitions, monthly)
-        for outcome in _await_months(defs, settings, instance, backfill_id, partitions, stop=stop):
+        months = _await_months(defs, settings, instance, backfill_id, partitions, stop=stop, runs_suffice=leave_daemon)
+        for outcome in months:
             heard(outcome)
     if stop.requested:  # the daemon is gone: nothing may stay queued for the next one to start
         _cancel_unlaunched(instance, backfill_id)
@@ -247,9 +252,11 @@ def _await_months(
     partitions: Sequence[str],
     *,
     stop: StopRequest,
+    runs_suffice: bool = False,
 ) -> Iterator[PartitionOutcome]:
-    """Each run of the backfill as it ends, until the backfill is done and every run of it has ended; once
-    ``stop`` is requested, until every run it created has ended (canceled), or the grace period is over."""
+    """Each run of the backfill as it ends, until the backfill is done (or, with ``runs_suffice``, every month has
+    a run) and every run of it has ended; once ``stop`` is requested, until every run it created has ended
+    (canceled), or the grace period is over."""
     reported: set[str] = set()
     asked: set[str] = set()
     submitted = time.monotonic()
@@ -272,6 +279,7 @@ def _await_months(
                 reported.add(run.run_id)
                 yield _outcome(instance, _observe(defs, settings, instance, run.run_id))
         done = stop.requested or (backfill is not None and backfill.status in _FINAL_BACKFILL)
+        done = done or (runs_suffice and {run.tags.get(PARTITION_TAG) for run in runs} >= set(partitions))
         if done and all(run.is_finished for run in runs):
             break
         time.sleep(_POLL_SECONDS)

@@ -156,6 +156,7 @@ def _run(preview: Settings, months: list[str], rebuilt: list[str]) -> list:
             stop=stop,
             on_note=lambda line: print(f"dataops: {line}", file=sys.stderr),
             only=only,
+            leave_daemon=True,  # it finalizes the backfill, and serves the preview's UI; `preview down` stops it
         )
 
 
