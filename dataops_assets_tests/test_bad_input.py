@@ -118,7 +118,9 @@ def test_unknown_environment_names_the_value_and_the_valid_ones(monkeypatch: pyt
     monkeypatch.setenv(environments.ENV_VAR, name)
     with pytest.raises(UnknownEnvironmentError) as error:
         current_settings()
-    assert str(error.value) == f"DATAOPS_ENV={name!r} is not a known environment; expected one of: dev, stage, prod"
+    assert str(error.value) == (
+        f"DATAOPS_ENV={name!r} is not a known environment; expected one of: dev, stage, prod (or pr-N, a preview)"
+    )
 
 
 def test_unknown_environment_stops_the_code_location_before_anything_is_written(tmp_path: Path) -> None:
@@ -135,7 +137,7 @@ def test_unknown_environment_stops_the_code_location_before_anything_is_written(
     last_line = loaded.stderr.strip().splitlines()[-1]
     assert last_line == (
         "dataops_assets.environments.UnknownEnvironmentError: "
-        "DATAOPS_ENV='qa' is not a known environment; expected one of: dev, stage, prod"
+        "DATAOPS_ENV='qa' is not a known environment; expected one of: dev, stage, prod (or pr-N, a preview)"
     )
     assert list(tmp_path.iterdir()) == []
 
