@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from dataops_assets.environments import ENVIRONMENT_NAMES, Settings, current_settings
 from dataops_ops.deploy import errors
+from dataops_ops.preview import DEFAULT_MAX_PREVIEWS
 from dataops_ops.processes import Interrupted
 
 if TYPE_CHECKING:
@@ -175,7 +176,12 @@ def _preview_commands(commands: Any) -> None:
     actions = preview.add_subparsers(required=True, metavar="ACTION")
     up = _preview_action(actions, "up", "rebuild the changed assets for the base's published months, every check")
     up.add_argument("--months", nargs="+", metavar="YYYY-MM", help="default: every month the base has published")
-    up.add_argument("--max-previews", type=int, default=3, help="previews open at once (default 3)")
+    up.add_argument(
+        "--max-previews",
+        type=int,
+        default=DEFAULT_MAX_PREVIEWS,
+        help=f"previews open at once (default {DEFAULT_MAX_PREVIEWS})",
+    )
     up.add_argument("--no-ui", action="store_true", help="do not start the preview's Dagster UI")
     diff = _preview_action(actions, "diff", "compare the preview's published tables with the base's: diff.md")
     diff.add_argument("--max-rows", type=int, help="above this many rows of a table's month: aggregates only")

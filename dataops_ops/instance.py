@@ -47,6 +47,8 @@ run_monitoring:
   max_resume_run_attempts: 0
   cancellation_thread_poll_interval_seconds: 2
 """
+# The daemon `dataops run` starts writes its pid here, in DAGSTER_HOME.
+DAEMON_PID_FILE = "daemon.pid"
 # The code location the daemon launches runs from: this interpreter, this package.
 WORKSPACE_YAML = """\
 load_from:
@@ -108,7 +110,7 @@ def running_daemon(settings: Settings, instance: dg.DagsterInstance, leave_runni
     ``leave_running`` ours outlives the block (a preview's, stopped by ``preview down`` by its pid file)."""
     from dagster._daemon.controller import all_daemons_healthy
 
-    pid_file = settings.dagster_home / "daemon.pid"
+    pid_file = settings.dagster_home / DAEMON_PID_FILE
     if pid_file.exists():  # ours, left behind by a killed ``dataops run``: its heartbeats would still look alive
         stop_pid_file(pid_file)
         instance.wipe_daemon_heartbeats()

@@ -50,7 +50,7 @@ def table_uri(settings: Settings, name: str) -> str:
         raise LakeError(
             f"{name!r} is not a lake table name: expected LAYER.TABLE with LAYER one of {', '.join(LAYERS)}"
         )
-    pinned = settings.preview is not None and pinned_version(settings, name) is not None
+    pinned = pinned_version(settings, name) is not None
     root = settings.preview.base_lake_uri if settings.preview and pinned else settings.lake_uri
     return f"{root.rstrip('/')}/{match[1]}/{match[2]}"
 

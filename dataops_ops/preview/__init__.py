@@ -7,3 +7,5 @@ set, and how to show it in a pull request.
 
 # Written into each release's folder by a deploy (``dataops_ops.deploy.deploy``).
 STATE_FILE = "definitions-state.json"
+# Previews open at once unless `preview up --max-previews` says otherwise.
+DEFAULT_MAX_PREVIEWS = 3

@@ -49,7 +49,6 @@ from dataops_ops.preview.report import write_checks, write_comment
 from dataops_ops.preview.state import definitions_state
 from dataops_ops.preview.ui import start_ui, ui_url
 
-DEFAULT_MAX_PREVIEWS = 3
 _DURATION = re.compile(r"^(\d+)([dhm])$")
 _SECONDS = {"d": 86_400, "h": 3_600, "m": 60}
 

@@ -10,6 +10,7 @@ from dataops_assets.environments import Preview, Settings, settings_for
 from dataops_assets.storage import PARTITION_COLUMN
 from dataops_ops.lake import PUBLISH_RECORD, PUBLISHED_LAYERS, Publication, publications, table_uri
 from dataops_ops.preview.diff import DEFAULT_MAX_ROWS, DiffReport, diff_report, diff_table_month, write_diff
+from dataops_ops.preview.environment import report_dir
 
 
 def compare_preview(preview: Settings, max_rows: int | None = None) -> DiffReport:
@@ -31,7 +32,7 @@ def compare_preview(preview: Settings, max_rows: int | None = None) -> DiffRepor
         for month in manifest.months
     ]
     report = diff_report(diffs)
-    write_diff(report, preview.env_dir / "preview")
+    write_diff(report, report_dir(preview.data_root, manifest.pr))
     return report
 
 

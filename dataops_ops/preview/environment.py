@@ -19,10 +19,12 @@ from filelock import FileLock, Timeout
 
 from dataops_assets.environments import PREVIEW_MANIFEST, Preview, Settings, open_previews, settings_for
 from dataops_assets.files import write_atomic
+from dataops_ops.instance import DAEMON_PID_FILE
 from dataops_ops.lake import PUBLISH_RECORD, lake_tables, publications, table_uri
 from dataops_ops.processes import is_alive, read_pid, stop_pid_file
 
 REPORT_FOLDER = "preview"  # changes.md, checks.md, diff.md, diff.json, comment.md
+RUN_FOLDER = "run"  # what the preview's UI runs from: its workspace, pid, log and address
 UI_PID_FILE = "ui.pid"
 
 
@@ -134,7 +136,7 @@ def _remove_folder(folder: Path, name: str) -> list[str]:
 def _stop_processes(folder: Path) -> list[str]:
     """Stop every process the preview started (by the pid files it wrote), and report any that outlived it."""
     problems = []
-    for pid_file in [folder / "run" / UI_PID_FILE, folder / "dagster_home" / "daemon.pid"]:
+    for pid_file in [folder / RUN_FOLDER / UI_PID_FILE, folder / "dagster_home" / DAEMON_PID_FILE]:
         pid = read_pid(pid_file)
         if pid is None:
             continue
@@ -202,8 +204,3 @@ def prune(data_root: Path, older_than_s: float) -> list[Removal]:
         for open_preview in list_previews(data_root)
         if open_preview.idle and open_preview.last_active < cutoff
     ]
-
-
-def ui_pid(folder: Path) -> int | None:
-    pid = read_pid(folder / "run" / UI_PID_FILE)
-    return pid if pid is not None and is_alive(pid) else None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from dataops_assets.environments import Settings
 from dataops_assets.files import write_atomic
+from dataops_ops.preview.environment import report_dir
 from dataops_ops.runner import PartitionOutcome
 
 MARKER = "<!-- dataops-preview -->"
@@ -45,8 +46,8 @@ def write_checks(path: Path, outcomes: Sequence[PartitionOutcome], rebuilt: Sequ
 
 def write_comment(preview: Settings, ui: str | None) -> Path:
     """``comment.md`` from the parts written so far, with the preview's UI link when it serves one."""
-    folder = preview.env_dir / "preview"
     assert preview.preview is not None
+    folder = report_dir(preview.data_root, preview.preview.pr)
     base = preview.preview.base
     lines = [MARKER, f"## Preview `{preview.name}` against {base}", ""]
     if ui:

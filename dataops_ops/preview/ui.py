@@ -4,15 +4,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from dataops_assets.environments import DATA_ROOT_VAR, ENV_VAR, Settings
 from dataops_ops.instance import WORKSPACE_YAML, prepare_dagster_home
-from dataops_ops.preview.environment import UI_PID_FILE
-from dataops_ops.processes import start_detached, wait_for_port
+from dataops_ops.preview.environment import RUN_FOLDER, UI_PID_FILE
+from dataops_ops.processes import port_open, start_detached, wait_for_port
 from dataops_ops.run_processes import with_dagster_site
 
 FIRST_PORT, LAST_PORT = 3100, 3199
@@ -21,9 +20,8 @@ FIRST_PORT, LAST_PORT = 3100, 3199
 def free_port() -> int:
     """The first port of the previews' range nothing listens on at 127.0.0.1."""
     for port in range(FIRST_PORT, LAST_PORT + 1):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return port
+        if not port_open(port):
+            return port
     raise RuntimeError(f"every port from {FIRST_PORT} to {LAST_PORT} is taken: remove idle previews")
 
 
@@ -41,7 +39,7 @@ class StartedUi:
 
 def start_ui(preview: Settings) -> StartedUi:
     """Start the UI without waiting for it: it loads while the preview runs, and shows the runs as they go."""
-    run = preview.env_dir / "run"
+    run = preview.env_dir / RUN_FOLDER
     run.mkdir(parents=True, exist_ok=True)
     workspace = run / "workspace.yaml"
     workspace.write_text(WORKSPACE_YAML.format(python=sys.executable))
@@ -62,5 +60,5 @@ def start_ui(preview: Settings) -> StartedUi:
 
 
 def ui_url(preview: Settings) -> str | None:
-    path: Path = preview.env_dir / "run" / "ui.url"
+    path: Path = preview.env_dir / RUN_FOLDER / "ui.url"
     return path.read_text().strip() if path.is_file() else None
