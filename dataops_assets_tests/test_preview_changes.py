@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ import pytest
 
 from dataops_assets.definitions import build_definitions
 from dataops_assets.environments import settings_for
+from dataops_assets_tests.fixtures.previews import pull_request, replace_in
 from dataops_ops.preview import STATE_FILE
 from dataops_ops.preview.changes import (
     Reason,
@@ -34,19 +34,12 @@ from dataops_ops.preview.changes import (
 from dataops_ops.preview.changes import main as changes_main
 from dataops_ops.preview.state import definitions_state
 
-PACKAGE = Path(__file__).resolve().parents[1] / "dataops_assets"
 # Writes the state like `python -m dataops_ops.preview.state`, after printing where dataops_assets was imported from.
 _STATE_COMMAND = (
     "import sys, dataops_assets; print(dataops_assets.__file__, flush=True); "
     "from dataops_ops.preview.state import main; sys.exit(main(sys.argv[1:]))"
 )
 DOWNSTREAM_OF_CORE = ["marts/carrier_monthly", "marts/route_monthly", "publish/months"]
-
-
-def _replace(path: Path, old: str, new: str) -> None:
-    source = path.read_text(encoding="utf-8")
-    assert source.count(old) == 1, f"the edit's anchor is not once in {path}: {old!r}"
-    path.write_text(source.replace(old, new), encoding="utf-8")
 
 
 def _edit_expectation(suite: Path, name: str, edit: Callable[[dict[str, Any]], None]) -> None:
@@ -59,7 +52,7 @@ def _edit_expectation(suite: Path, name: str, edit: Callable[[dict[str, Any]], N
 def reformat(package: Path) -> None:
     """Layout, comments and a docstring only: a transform reflowed, a suite re-indented with its keys in another
     order, a comment in the accepted exceptions."""
-    _replace(
+    replace_in(
         package / "transforms" / "marts.py",
         '''def carrier_monthly(core: pd.DataFrame, month_start: pd.Timestamp) -> pd.DataFrame:
     """One row per carrier: flights, cancellations, on-time share, mean and p90 delays (minutes)."""
@@ -91,12 +84,12 @@ def reformat(package: Path) -> None:
 
 def edit_route_mart(package: Path) -> None:
     """The route mart's distance: the mean instead of the median."""
-    _replace(package / "transforms" / "marts.py", 'distance=("distance", "median")', 'distance=("distance", "mean")')
+    replace_in(package / "transforms" / "marts.py", 'distance=("distance", "median")', 'distance=("distance", "mean")')
 
 
 def edit_shared_mart_helper(package: Path) -> None:
     """What both marts call: their cancellation rate, over the flights that were not diverted."""
-    _replace(
+    replace_in(
         package / "transforms" / "marts.py",
         'out["cancellation_rate"] = out["cancelled"] / out["flights"]',
         'out["cancellation_rate"] = out["cancelled"] / out["flights"].clip(lower=1)',
@@ -141,12 +134,12 @@ def add_asset(package: Path) -> None:
     """A new mart in a module of its own, added to the definitions."""
     (package / "assets" / "weekday.py").write_text(NEW_ASSET, encoding="utf-8")
     definitions = package / "definitions.py"
-    _replace(
+    replace_in(
         definitions,
         "from dataops_assets.assets.raw import",
         "from dataops_assets.assets.weekday import weekday_monthly\nfrom dataops_assets.assets.raw import",
     )
-    _replace(definitions, "*mart_assets, *publish_assets]", "*mart_assets, weekday_monthly, *publish_assets]")
+    replace_in(definitions, "*mart_assets, *publish_assets]", "*mart_assets, weekday_monthly, *publish_assets]")
 
 
 VARIANTS: dict[str, Callable[[Path], None] | None] = {
@@ -167,10 +160,7 @@ class VariantStates:
         self.root = root
         self.running: dict[str, subprocess.Popen[str]] = {}
         for name, edit in VARIANTS.items():
-            checkout = root / name
-            shutil.copytree(PACKAGE, checkout / "dataops_assets", ignore=shutil.ignore_patterns("__pycache__"))
-            if edit is not None:
-                edit(checkout / "dataops_assets")
+            checkout = pull_request(root / name, edit)
             command = [sys.executable, "-c", _STATE_COMMAND, "--env", "prod", "--out", str(self.path(name))]
             environment = {**os.environ, "PYTHONPATH": str(checkout)}
             self.running[name] = subprocess.Popen(

@@ -5,7 +5,6 @@ by a byte; ``down`` leaves nothing of the preview."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ from dataops_assets_tests.fixtures.previews import (
     start_dataops,
     stricter_departure_delays,
 )
+from dataops_ops.processes import port_open
 
 pytestmark = pytest.mark.e2e
 
@@ -45,8 +45,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Prod:
 
 
 def _listening(url: str) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", urlsplit(url).port or 0)) == 0
+    return port_open(urlsplit(url).port or 0)
 
 
 def test_a_mart_change_is_rebuilt_alone_diffed_against_prod_and_removed(prod: Prod, tmp_path: Path) -> None:
